@@ -1,0 +1,226 @@
+"""Model worker processes: each loaded model lives in its own (spawned) process.
+
+The calling process never imports llama.cpp. A model that fails to load, or a process that dies
+(a hostile file, an out-of-memory kill, a signal), becomes a failed ``Generation`` with a clear
+message; the worker is restarted for the next request and the caller carries on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .base import Generation, GenerationRequest
+from .llama_cpp import EngineSpec
+
+LOAD_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 900.0
+MAX_LOAD_CRASHES = 2
+
+
+class WorkerError(RuntimeError):
+    """The worker could not serve a request; the message says why."""
+
+
+class ModelLoadError(WorkerError):
+    """The model failed to load (llama.cpp refused the file or ran out of memory)."""
+
+
+class WorkerCrashed(WorkerError):
+    """The worker process died."""
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def _log_tail(path: Path | None, lines: int = 3) -> str:
+    if path is None or not path.is_file():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 4000))
+        text = handle.read().decode("utf-8", "replace")
+    useful = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return (" | log: " + " / ".join(useful)) if useful else ""
+
+
+def _serve(conn, spec: dict, log_path: str | None) -> None:
+    """Worker process main loop: load once, then answer (op, payload) messages until closed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    target = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    from .llama_cpp import LlamaCppEngine
+
+    try:
+        engine = LlamaCppEngine(EngineSpec(**spec))
+    except BaseException as exc:  # noqa: BLE001 - report any load failure to the parent
+        conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", engine.describe()))
+    while True:
+        try:
+            op, payload = conn.recv()
+        except (EOFError, OSError):
+            break
+        if op == "close":
+            break
+        try:
+            conn.send(("ok", getattr(engine, op)(payload)))
+        except Exception as exc:  # noqa: BLE001 - a failed request must not end the worker
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    engine.close()
+
+
+class ModelWorker:
+    """A handle on one model worker process. Thread-safe: one request at a time."""
+
+    def __init__(self, spec: EngineSpec, *, label: str = "model", log_dir: Path | None = None,
+                 request_timeout: float = REQUEST_TIMEOUT_S):
+        self.spec = spec
+        self.label = label
+        self.log_path = (Path(log_dir) / f"worker-{label}.log") if log_dir else None
+        self.request_timeout = request_timeout
+        self.info: dict = {}
+        self.load_failure: str | None = None
+        self._load_crashes = 0
+        self._process = None
+        self._conn = None
+        self._lock = threading.RLock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def start(self) -> dict:
+        """Spawn the process and load the model; raise ``ModelLoadError`` if that fails."""
+        with self._lock:
+            if self.alive:
+                return self.info
+            if self.load_failure:
+                raise ModelLoadError(self.load_failure)
+            if self.log_path:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            ctx = mp.get_context("spawn")
+            parent, child = ctx.Pipe()
+            self._process = ctx.Process(
+                target=_serve, args=(child, self.spec.to_dict(),
+                                     str(self.log_path) if self.log_path else None),
+                name=f"workbench-{self.label}", daemon=True)
+            self._process.start()
+            child.close()
+            self._conn = parent
+            try:
+                kind, payload = self._receive(LOAD_TIMEOUT_S, "loading the model")
+            except WorkerCrashed as exc:
+                self._load_crashes += 1
+                if self._load_crashes >= MAX_LOAD_CRASHES:
+                    self.load_failure = f"model {Path(self.spec.model_path).name} crashes on load: {exc}"
+                raise
+            if kind == "load_error":
+                self._reap()
+                self.load_failure = f"model {Path(self.spec.model_path).name} failed to load: {payload}"
+                raise ModelLoadError(self.load_failure)
+            self.info = payload
+            return payload
+
+    def _receive(self, timeout: float, doing: str):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self._conn.poll(0.05):
+                    return self._conn.recv()
+            except (EOFError, OSError):
+                pass
+            if not self._process.is_alive():
+                self._process.join(1)
+                # The process may have answered just before exiting.
+                try:
+                    if self._conn.poll(0):
+                        return self._conn.recv()
+                except (EOFError, OSError):
+                    pass
+                code = self._process.exitcode
+                self._reap()
+                raise WorkerCrashed(f"model worker {_describe_exit(code)} while {doing}"
+                                    + _log_tail(self.log_path))
+            if time.monotonic() > deadline:
+                self._reap(kill=True)
+                raise WorkerCrashed(f"model worker timed out after {timeout:.0f} s while {doing}")
+
+    def call(self, op: str, payload: dict, timeout: float | None = None) -> dict:
+        """Run one operation in the worker, starting it if needed. Raises ``WorkerError``."""
+        with self._lock:
+            self.start()
+            try:
+                self._conn.send((op, payload))
+            except (BrokenPipeError, OSError):
+                self._reap()
+                raise WorkerCrashed("model worker went away before the request was sent")
+            kind, result = self._receive(timeout or self.request_timeout, "generating")
+            if kind == "error":
+                raise WorkerError(result)
+            return result
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Answer one request. Failures come back as ``Generation.failed``, never as exceptions."""
+        started = time.perf_counter()
+        try:
+            return Generation(**self.call("generate", asdict(request)))
+        except WorkerError as exc:
+            return Generation.failed(str(exc), (time.perf_counter() - started) * 1000)
+
+    def _reap(self, kill: bool = False) -> None:
+        process, self._process = self._process, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if process is not None:
+            if kill and process.is_alive():
+                process.kill()
+            process.join(5)
+
+    def close(self) -> None:
+        """End the process (frees the model's memory, GPU included)."""
+        with self._lock:
+            if self._process is None:
+                return
+            if self._process.is_alive():
+                try:
+                    self._conn.send(("close", {}))
+                except (BrokenPipeError, OSError):
+                    pass
+                self._process.join(5)
+                if self._process.is_alive():
+                    self._process.kill()
+            self._reap()
+
+    def kill(self) -> None:
+        """Kill the process at once (used to cancel a long generation)."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+
+    def __enter__(self) -> "ModelWorker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

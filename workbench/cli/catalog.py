@@ -1,0 +1,200 @@
+"""`workbench models|datasets|variants ...`: what the workspace holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ..datasets import import_dataset
+from ..workspace import OpenedWorkspace
+from .output import print_json, print_table
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="registered GGUF models").add_subparsers(
+        dest="action", required=True)
+    p = models.add_parser("list", help="list models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=models_list)
+    p = models.add_parser("add", help="check and register a GGUF file")
+    p.add_argument("path")
+    p.add_argument("--id", dest="model_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=models_add)
+    p = models.add_parser("show", help="one model's metadata, settings and benchmarks")
+    p.add_argument("model_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=models_show)
+    p = models.add_parser("set", help="change a model's load settings")
+    p.add_argument("model_id")
+    p.add_argument("--n-gpu-layers", type=int)
+    p.add_argument("--n-ctx", type=int)
+    p.add_argument("--threads", type=int, dest="n_threads")
+    p.set_defaults(func=models_set)
+    p = models.add_parser("bench", help="quick benchmark: prompt tok/s, decode tok/s, TTFT")
+    p.add_argument("model_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=models_bench)
+
+    datasets = sub.add_parser("datasets", help="incident datasets").add_subparsers(
+        dest="action", required=True)
+    p = datasets.add_parser("list", help="list datasets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=datasets_list)
+    p = datasets.add_parser("import", help="validate and import a JSONL file")
+    p.add_argument("path")
+    p.add_argument("--name")
+    p.add_argument("--strict", action="store_true", help="refuse the whole file if a line is bad")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=datasets_import)
+    p = datasets.add_parser("show", help="preview a dataset's items")
+    p.add_argument("dataset")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=datasets_show)
+
+    variants = sub.add_parser("variants", help="model + system prompt + sampling").add_subparsers(
+        dest="action", required=True)
+    p = variants.add_parser("list", help="list variants")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=variants_list)
+    p = variants.add_parser("add", help="create a variant")
+    p.add_argument("name")
+    p.add_argument("--model", required=True, help="model id (see `workbench models list`)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json-schema", type=Path, help="file with a JSON schema the output must follow")
+    p.set_defaults(func=variants_add)
+
+
+def models_list(ws: OpenedWorkspace, args) -> int:
+    models = ws.registry.list()
+    if args.json:
+        print_json([asdict(m) for m in models])
+        return 0
+    print_table(("id", "architecture", "size", "quant", "context", "file", "gpu layers", "source"),
+                ((m.id, m.architecture, m.size_label, m.file_type, m.context_length,
+                  _size(m.file_size), m.n_gpu_layers, m.source) for m in models))
+    return 0
+
+
+def models_add(ws: OpenedWorkspace, args) -> int:
+    model = ws.registry.add(args.path, model_id=args.model_id)
+    if args.json:
+        print_json(asdict(model))
+    else:
+        print(f"registered {model.id}: {model.architecture} {model.size_label or ''} "
+              f"{model.file_type}, {_size(model.file_size)}, sha256 {model.sha256[:12]}…")
+    return 0
+
+
+def models_show(ws: OpenedWorkspace, args) -> int:
+    model = ws.registry.get(args.model_id)
+    data = {**asdict(model), "benchmarks": ws.store.benchmarks(model.id)}
+    if args.json:
+        print_json(data)
+        return 0
+    for key, value in asdict(model).items():
+        print(f"{key:18} {value if value is not None else '-'}")
+    for bench in data["benchmarks"][:5]:
+        print(f"benchmark {bench['created_at']}: prompt {bench['prompt_tps']:.0f} tok/s, "
+              f"decode {bench['decode_tps']:.1f} tok/s, TTFT {bench['ttft_ms']:.0f} ms")
+    return 0
+
+
+def models_set(ws: OpenedWorkspace, args) -> int:
+    settings = {k: getattr(args, k) for k in ("n_gpu_layers", "n_ctx", "n_threads")
+                if getattr(args, k) is not None}
+    model = ws.store.set_model_settings(args.model_id, **settings)
+    print(f"{model.id}: n_gpu_layers={model.n_gpu_layers} n_ctx={model.n_ctx} "
+          f"n_threads={model.n_threads or 'auto'}")
+    return 0
+
+
+def models_bench(ws: OpenedWorkspace, args) -> int:
+    from ..benchmark import benchmark_model
+
+    result = benchmark_model(ws.store, args.model_id, log_dir=ws.workspace.root / "logs")
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{args.model_id}: prompt {result['prompt_tps']:.0f} tok/s, decode "
+              f"{result['decode_tps']:.1f} tok/s, TTFT {result['ttft_ms']:.0f} ms "
+              f"({result['n_threads']} threads, {result['n_gpu_layers']} GPU layers)")
+    return 0
+
+
+def datasets_list(ws: OpenedWorkspace, args) -> int:
+    rows = ws.store.list_datasets()
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(("id", "name", "items", "rejected lines", "imported", "source"),
+                ((d["id"], d["name"], d["n_items"], d["n_rejected"], d["imported_at"][:19],
+                  d["source_path"]) for d in rows))
+    return 0
+
+
+def datasets_import(ws: OpenedWorkspace, args) -> int:
+    report = import_dataset(ws.store, args.path, name=args.name, strict=args.strict)
+    if args.json:
+        print_json({"dataset_id": report.dataset_id, "name": report.name,
+                    "imported": report.imported,
+                    "errors": [{"line": e.line_no, "reason": e.reason} for e in report.errors],
+                    "warnings": [{"line": w.line_no, "reason": w.reason} for w in report.warnings]})
+    else:
+        for error in report.errors:
+            print(f"{Path(args.path).name}: {error}")
+        for warning in report.warnings:
+            print(f"{Path(args.path).name}: warning: {warning}")
+        print(report.summary())
+    return 1 if report.errors else 0
+
+
+def datasets_show(ws: OpenedWorkspace, args) -> int:
+    dataset = ws.store.get_dataset(args.dataset)
+    items = ws.store.items(dataset["id"], limit=args.limit)
+    if args.json:
+        print_json([asdict(i) for i in items])
+        return 0
+    for item in items:
+        ref = item.reference or {}
+        print(f"[{item.key}] ({item.category or '-'}, user {item.user_id or '-'}) "
+              f"reference: {ref.get('severity', '-')} {ref.get('root_cause') or ref.get('answer') or ''}")
+        print(f"    {item.prompt_text[:160]}")
+    return 0
+
+
+def variants_list(ws: OpenedWorkspace, args) -> int:
+    variants = ws.store.list_variants()
+    if args.json:
+        print_json([asdict(v) for v in variants])
+        return 0
+    print_table(("id", "name", "model", "temp", "top_p", "max tokens", "seed", "json", "system prompt"),
+                ((v.id, v.name, v.model_id, v.temperature, v.top_p, v.max_tokens, v.seed,
+                  "yes" if v.json_schema else "no", (v.system_prompt or "")[:40]) for v in variants))
+    return 0
+
+
+def variants_add(ws: OpenedWorkspace, args) -> int:
+    schema = json.loads(args.json_schema.read_text()) if args.json_schema else None
+    variant = ws.store.create_variant(
+        args.name, args.model, system_prompt=args.system, temperature=args.temperature,
+        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, json_schema=schema)
+    print(f"created variant {variant.name} (id {variant.id}) on {variant.model_id}")
+    return 0

@@ -1,0 +1,149 @@
+"""`workbench replay|experiments|report`: run A/B replays headless and read their results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..allocation import MODES
+from ..datasets import import_dataset
+from ..replay import Replay
+from ..report import experiment_report, format_report
+from ..store import NotFound, Store
+from ..workspace import OpenedWorkspace
+from .output import ProgressBar, print_json, print_table
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay a dataset through variants A and B")
+    p.add_argument("dataset", nargs="?", help="dataset name, id, or a JSONL file to import")
+    p.add_argument("--a", help="variant A (production): variant name or model id")
+    p.add_argument("--b", help="variant B (candidate): variant name or model id")
+    p.add_argument("--mode", choices=MODES, default="shadow")
+    p.add_argument("--weight-b", type=float, default=0.5, help="share of traffic for B (split/canary)")
+    p.add_argument("--canary-users", default="", help="comma-separated user ids that always get B")
+    p.add_argument("--limit", type=int, help="replay only the first N items")
+    p.add_argument("--name", help="experiment name")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sticky traffic split")
+    p.add_argument("--resume", metavar="EXPERIMENT", help="finish an interrupted experiment")
+    p.add_argument("--retry-errors", action="store_true", help="with --resume: rerun failed runs")
+    p.set_defaults(func=replay)
+
+    experiments = sub.add_parser("experiments", help="experiments and their lifecycle").add_subparsers(
+        dest="action", required=True)
+    p = experiments.add_parser("list", help="list experiments")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=experiments_list)
+    p = experiments.add_parser("complete", help="mark an experiment completed with a winner")
+    p.add_argument("experiment")
+    p.add_argument("--winner", required=True, help="winning arm (A, B) or 'none'")
+    p.set_defaults(func=experiments_complete)
+
+    p = sub.add_parser("report", help="per-variant results of an experiment")
+    p.add_argument("experiment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=report)
+
+
+def _variant_id(ws: OpenedWorkspace, ref: str) -> int:
+    """A variant by name; a bare model id gets (or reuses) a default variant named after it."""
+    try:
+        return ws.store.get_variant(ref).id
+    except NotFound:
+        pass
+    try:
+        ws.store.get_model(ref)
+    except NotFound:
+        raise NotFound(f"{ref!r} is neither a variant nor a model id "
+                       "(see `workbench variants list` and `workbench models list`)") from None
+    return ws.store.create_variant(ref, ref).id
+
+
+def _dataset_id(ws: OpenedWorkspace, ref: str) -> int:
+    path = Path(ref)
+    if path.suffix == ".jsonl" and path.is_file():
+        report = import_dataset(ws.store, path)
+        for error in report.errors:
+            print(f"{path.name}: {error}", file=sys.stderr)
+        print(report.summary(), file=sys.stderr)
+        return report.dataset_id
+    return ws.store.get_dataset(ref)["id"]
+
+
+def replay(ws: OpenedWorkspace, args) -> int:
+    if args.resume:
+        exp = ws.store.get_experiment(args.resume)
+    else:
+        if not (args.dataset and args.a and args.b):
+            print("replay needs DATASET --a A --b B (or --resume EXPERIMENT)", file=sys.stderr)
+            return 2
+        if not 0.0 <= args.weight_b <= 1.0:
+            print("--weight-b must be between 0 and 1", file=sys.stderr)
+            return 2
+        dataset_id = _dataset_id(ws, args.dataset)
+        arms = {"A": _variant_id(ws, args.a), "B": _variant_id(ws, args.b)}
+        users = [u.strip() for u in args.canary_users.split(",") if u.strip()]
+        name = args.name or f"{args.a} vs {args.b} ({args.mode})"
+        exp = ws.store.create_experiment(name, dataset_id, arms, mode=args.mode,
+                                         weight_b=args.weight_b, canary_users=users,
+                                         item_limit=args.limit, seed=args.seed)
+        print(f"experiment {exp.id}: {name}", file=sys.stderr)
+    job = Replay(ws.store.path, exp.id, log_dir=ws.workspace.root / "logs",
+                 retry_errors=args.retry_errors)
+    bar = ProgressBar()
+    progress = None
+    try:
+        for progress in job.run():
+            bar.update(progress.done, progress.total, progress.elapsed_s, progress.eta_s,
+                       f"errors {progress.errors} fallbacks {progress.fallbacks}")
+    except KeyboardInterrupt:
+        job.cancel()
+        bar.finish()
+        Store(ws.store.path).set_experiment(exp.id, status="paused")
+        print(f"stopped; finish it with: workbench replay --resume {exp.id}", file=sys.stderr)
+        return 130
+    bar.finish()
+    print(format_report(experiment_report(ws.store, exp.id)))
+    return 0 if progress is None or progress.finished else 1
+
+
+def experiments_list(ws: OpenedWorkspace, args) -> int:
+    from ..replay import replay_size
+
+    rows = []
+    for exp in ws.store.list_experiments():
+        stored, planned = replay_size(ws.store, exp)
+        rows.append({"id": exp.id, "name": exp.name, "mode": exp.mode, "status": exp.status,
+                     "dataset": ws.store.get_dataset(exp.dataset_id)["name"], "runs": stored,
+                     "planned": planned, "winner": exp.winner, "created_at": exp.created_at})
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(("id", "name", "mode", "status", "dataset", "runs", "winner"),
+                ((r["id"], r["name"], r["mode"], r["status"], r["dataset"],
+                  f"{r['runs']}/{r['planned']}", r["winner"]) for r in rows))
+    return 0
+
+
+def experiments_complete(ws: OpenedWorkspace, args) -> int:
+    from ..store import utcnow
+
+    exp = ws.store.get_experiment(args.experiment)
+    winner = None if args.winner.lower() == "none" else args.winner.upper()
+    if winner is not None and winner not in exp.arms:
+        print(f"--winner must be one of {', '.join(exp.arms)} or none", file=sys.stderr)
+        return 2
+    ws.store.set_experiment(exp.id, status="completed", winner=winner, completed_at=utcnow())
+    print(f"experiment {exp.id} completed, winner: {winner or 'none'}")
+    return 0
+
+
+def report(ws: OpenedWorkspace, args) -> int:
+    exp = ws.store.get_experiment(args.experiment)
+    data = experiment_report(ws.store, exp.id)
+    if args.json:
+        print_json(data)
+    else:
+        print(format_report(data))
+    return 0

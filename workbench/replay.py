@@ -1,0 +1,227 @@
+"""Replay an experiment's items through its variants: shadow, split or canary; resumable.
+
+Each arm has its own model worker process and its own thread, so A and B generate truly in
+parallel. Every result is written to ``runs`` the moment it arrives, one transaction each, and the
+table is unique on (experiment, item, variant): a replay killed at any moment (even SIGKILL) and
+resumed ends with exactly one row per (item, variant).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .allocation import arms_for
+from .backends.base import Backend, Generation, GenerationRequest
+from .backends.llama_cpp import EngineSpec
+from .backends.worker import ModelWorker
+from .config import default_threads
+from .scoring import score_output
+from .store import Experiment, Item, Store, Variant, utcnow
+
+BackendFactory = Callable[[str, Variant, int], Backend]
+
+
+@dataclass
+class Task:
+    item: Item
+    arm: str
+    fallback: bool = False
+
+
+@dataclass
+class Progress:
+    """Where a replay stands; ``last`` is the run just stored (None for the first report)."""
+
+    done: int
+    total: int
+    started: float
+    errors: int = 0
+    fallbacks: int = 0
+    last: dict | None = None
+    finished: bool = False
+    cancelled: bool = False
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.done == 0 or self.done >= self.total:
+            return None if self.done == 0 else 0.0
+        return self.elapsed_s / self.done * (self.total - self.done)
+
+
+def build_request(item: Item, variant: Variant) -> GenerationRequest:
+    """The request a variant sends for an item; the variant's system prompt wins over the item's."""
+    messages = list(item.messages) if item.messages else [{"role": "user", "content": item.input}]
+    system = variant.system_prompt or item.system
+    if variant.system_prompt:
+        messages = [m for m in messages if m.get("role") != "system"]
+    return GenerationRequest(messages=messages, system=system, temperature=variant.temperature,
+                             top_p=variant.top_p, max_tokens=variant.max_tokens,
+                             seed=variant.seed, json_schema=variant.json_schema)
+
+
+def pending_tasks(store: Store, exp: Experiment) -> list[Task]:
+    """What is left to run: items x arms without a stored run (fallbacks included)."""
+    items = store.items(exp.dataset_id, limit=exp.item_limit)
+    by_pair = {(r["item_id"], r["arm"]): r for r in store.rows(
+        "SELECT item_id, arm, error FROM runs WHERE experiment_id = ?", [exp.id])}
+    tasks: list[Task] = []
+    for item in items:
+        for arm in arms_for(item, mode=exp.mode, arms=sorted(exp.arms), weight_b=exp.weight_b,
+                            seed=exp.seed, canary_users=exp.canary_users):
+            run = by_pair.get((item.id, arm))
+            if run is None:
+                tasks.append(Task(item, arm))
+            elif exp.mode != "shadow" and arm == "B" and run["error"] and (item.id, "A") not in by_pair:
+                tasks.append(Task(item, "A", fallback=True))
+    return tasks
+
+
+def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
+    """(runs stored, runs planned) for an experiment, fallbacks counted in both."""
+    stored = store.run_count(exp.id)
+    return stored, stored + len(pending_tasks(store, exp))
+
+
+def worker_backend_factory(store: Store, log_dir: Path | None,
+                           concurrent: int) -> BackendFactory:
+    """Backends that run each arm's model in its own worker process."""
+    def make(arm: str, variant: Variant, experiment_id: int) -> Backend:
+        model = store.get_model(variant.model_id)
+        spec = EngineSpec(model_path=model.path, n_ctx=model.n_ctx,
+                          n_gpu_layers=model.n_gpu_layers,
+                          n_threads=model.n_threads or default_threads(concurrent))
+        return ModelWorker(spec, label=f"exp{experiment_id}-{arm}", log_dir=log_dir)
+    return make
+
+
+@dataclass
+class _Result:
+    task: Task
+    generation: Generation
+    variant: Variant
+
+
+@dataclass
+class Replay:
+    """One run of an experiment's pending work. Iterate ``run()`` for progress; ``cancel()`` stops."""
+
+    db_path: Path
+    experiment_id: int
+    log_dir: Path | None = None
+    backend_factory: BackendFactory | None = None
+    retry_errors: bool = False
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _backends: dict = field(default_factory=dict)
+
+    def cancel(self) -> None:
+        """Stop soon: in-flight generations are abandoned (they rerun on resume)."""
+        self._cancel.set()
+        for backend in list(self._backends.values()):
+            kill = getattr(backend, "kill", None)
+            if kill:
+                kill()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> Iterator[Progress]:
+        """Run every pending task; yield a ``Progress`` after each stored run."""
+        store = Store(self.db_path)
+        threads: list[threading.Thread] = []
+        queues: dict[str, queue.Queue] = {}
+        try:
+            exp = store.get_experiment(self.experiment_id)
+            if self.retry_errors:
+                store.delete_error_runs(exp.id)
+            variants = {arm: store.get_variant(vid) for arm, vid in exp.arms.items()}
+            tasks = pending_tasks(store, exp)
+            progress = Progress(done=0, total=len(tasks), started=time.monotonic())
+            store.set_experiment(exp.id, status="active",
+                                 **({} if exp.started_at else {"started_at": utcnow()}))
+            yield progress
+            if not tasks:
+                progress.finished = True
+                yield progress
+                return
+            factory = self.backend_factory or worker_backend_factory(
+                store, self.log_dir, concurrent=len({t.arm for t in tasks}))
+            results: queue.Queue = queue.Queue()
+            for arm, variant in variants.items():
+                queues[arm] = queue.Queue()
+                self._backends[arm] = factory(arm, variant, exp.id)
+                thread = threading.Thread(target=self._serve_arm, name=f"replay-{arm}", daemon=True,
+                                          args=(queues[arm], self._backends[arm], variant, results))
+                thread.start()
+                threads.append(thread)
+            for task in tasks:
+                queues[task.arm].put(task)
+            outstanding = len(tasks)
+            while outstanding and not self._cancel.is_set():
+                try:
+                    result = results.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if self._cancel.is_set():
+                    break
+                outstanding -= 1
+                run = self._store_result(store, exp, result)
+                progress.done += 1
+                progress.errors += int(bool(result.generation.error))
+                progress.fallbacks += int(result.task.fallback)
+                if (result.generation.error and exp.mode != "shadow" and result.task.arm == "B"
+                        and "A" in queues):
+                    queues["A"].put(Task(result.task.item, "A", fallback=True))
+                    outstanding += 1
+                    progress.total += 1
+                progress.last = run
+                yield progress
+            progress.cancelled = self._cancel.is_set()
+            progress.finished = not progress.cancelled
+            if progress.cancelled:
+                store.set_experiment(exp.id, status="paused")
+            yield progress
+        finally:
+            self._cancel.set()
+            for q in queues.values():
+                q.put(None)
+            for backend in self._backends.values():
+                backend.close()
+            for thread in threads:
+                thread.join(10)
+            self._backends.clear()
+            store.close()
+
+    def _serve_arm(self, tasks: queue.Queue, backend: Backend, variant: Variant,
+                   results: queue.Queue) -> None:
+        while not self._cancel.is_set():
+            task = tasks.get()
+            if task is None or self._cancel.is_set():
+                return
+            generation = backend.generate(build_request(task.item, variant))
+            results.put(_Result(task, generation, variant))
+
+    @staticmethod
+    def _store_result(store: Store, exp: Experiment, result: _Result) -> dict:
+        gen, task, variant = result.generation, result.task, result.variant
+        scores = score_output(gen.text, task.item.reference, variant.json_schema) if gen.ok else None
+        run = {
+            "experiment_id": exp.id, "item_id": task.item.id, "variant_id": variant.id,
+            "arm": task.arm, "output": gen.text, "latency_ms": gen.latency_ms,
+            "ttft_ms": gen.ttft_ms, "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens, "decode_tps": gen.decode_tps,
+            "prompt_tps": gen.prompt_tps, "finish_reason": gen.finish_reason,
+            "error": gen.error, "fallback": task.fallback,
+            **(scores.columns() if scores else {}),
+        }
+        store.record_run(run)
+        return {**run, "item_key": task.item.key}
