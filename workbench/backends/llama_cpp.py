@@ -18,6 +18,7 @@ class EngineSpec:
     n_threads: int | None = None
     lora_path: str | None = None
     seed: int = 0
+    reuse_prefix: bool | None = None  # None: reuse the KV cache of a shared prefix on CPU only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,14 +33,32 @@ class LlamaCppEngine:
         self._lib = llama_cpp
         started = time.perf_counter()
         self.spec = spec
-        # n_batch = n_ctx: the whole prompt is one decode call, so llama.cpp's own counters
-        # separate prompt tokens (n_p_eval) from generated tokens (n_eval) exactly.
         self.llm = llama_cpp.Llama(
-            model_path=spec.model_path, n_ctx=spec.n_ctx, n_batch=spec.n_ctx,
+            model_path=spec.model_path, n_ctx=spec.n_ctx,
             n_gpu_layers=spec.n_gpu_layers, n_threads=spec.n_threads,
             n_threads_batch=spec.n_threads, lora_path=spec.lora_path, seed=spec.seed,
             verbose=True)  # the worker's stdout/stderr go to its log file, never the terminal
         self.load_ms = (time.perf_counter() - started) * 1000
+        # Like llama-server's prompt cache, keep the KV cache of a prefix shared with the previous
+        # request (the system prompt): outputs stay identical on CPU, where a row's numbers do not
+        # depend on the batch it was computed in. GPU kernels can differ by batch size, so there
+        # every request starts from a clean state unless told otherwise.
+        self.reuse_prefix = (spec.n_gpu_layers == 0) if spec.reuse_prefix is None else spec.reuse_prefix
+        self._counts = {"prompt": 0, "sampled": 0, "last": None}
+        self._wrap_generate()
+
+    def _wrap_generate(self) -> None:
+        """Count the prompt and the sampled tokens exactly, whatever the prefix cache reused."""
+        original, counts = self.llm.generate, self._counts
+
+        def counting_generate(tokens, *args, **kwargs):
+            counts.update(prompt=len(tokens), sampled=0, last=None)
+            for token in original(tokens, *args, **kwargs):
+                counts["sampled"] += 1
+                counts["last"] = token
+                yield token
+
+        self.llm.generate = counting_generate
 
     def describe(self) -> dict:
         """What was loaded, for the caller's records."""
@@ -48,16 +67,26 @@ class LlamaCppEngine:
                 "gpu_offload": bool(self._lib.llama_supports_gpu_offload())}
 
     def generate(self, payload: dict) -> dict:
-        """Answer one request (a ``GenerationRequest`` as a dict) and measure it."""
+        """Answer one request (a ``GenerationRequest`` as a dict) and measure it.
+
+        Streams internally to time the first token. ``{"stream": False}`` in the payload uses
+        llama-cpp-python's plain (non-streaming) call instead, whose usage counts are reported
+        as they are (no TTFT); tests use it to check the streamed counts.
+        """
+        payload = dict(payload)
+        stream = payload.pop("stream", True)
         request = GenerationRequest(**payload)
         llm, lib = self.llm, self._lib
-        llm.reset()  # no prefix reuse: equal requests give equal outputs at temperature 0
+        if not self.reuse_prefix:
+            llm.reset()  # a clean state: equal requests give equal outputs at temperature 0
         lib.llama_perf_context_reset(llm._ctx.ctx)
         kwargs = dict(messages=request.chat_messages(), temperature=request.temperature,
                       top_p=request.top_p, max_tokens=request.max_tokens, seed=request.seed,
-                      stream=True)
+                      stream=stream)
         if request.json_schema:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        if not stream:
+            return self._generate_plain(kwargs)
         started = time.perf_counter()
         first = None
         parts: list[str] = []
@@ -72,16 +101,30 @@ class LlamaCppEngine:
             finish = choice.get("finish_reason") or finish
         ended = time.perf_counter()
         perf = lib.llama_perf_context(llm._ctx.ctx)
-        # The last sampled token is evaluated only if generation went on after it.
-        completion = perf.n_eval + (1 if finish == "length" else 0)
+        counts = self._counts
+        ended_on_eog = counts["last"] is not None and lib.llama_vocab_is_eog(llm._model.vocab,
+                                                                                  counts["last"])
+        completion = counts["sampled"] - int(bool(ended_on_eog))
         result = Generation(
             text="".join(parts), latency_ms=(ended - started) * 1000,
-            ttft_ms=((first or ended) - started) * 1000, prompt_tokens=perf.n_p_eval,
+            ttft_ms=((first or ended) - started) * 1000, prompt_tokens=counts["prompt"],
             completion_tokens=completion,
             decode_tps=perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms > 0 else None,
             prompt_tps=perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms > 0 else None,
             finish_reason=finish)
         return asdict(result)
+
+    def _generate_plain(self, kwargs: dict) -> dict:
+        if not self.reuse_prefix:
+            self.llm.reset()
+        started = time.perf_counter()
+        response = self.llm.create_chat_completion(**kwargs)
+        usage, choice = response["usage"], response["choices"][0]
+        return asdict(Generation(
+            text=choice["message"]["content"] or "",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
+            finish_reason=choice["finish_reason"]))
 
     def close(self) -> None:
         self.llm.close()

@@ -1,0 +1,103 @@
+"""Model workers on the real bundled model: measurements, determinism, crashes, load failures."""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+
+import pytest
+
+from workbench.backends.base import GenerationRequest
+from workbench.backends.llama_cpp import EngineSpec
+from workbench.backends.worker import ModelLoadError, ModelWorker
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [{"role": "user", "content": "The payments database primary is down and all "
+                                        "checkouts fail. What severity is this?"}]
+
+
+@pytest.fixture(scope="module")
+def worker():
+    from workbench.registry import bundled_model_path
+
+    with ModelWorker(EngineSpec(str(bundled_model_path()), n_threads=2), label="t") as w:
+        yield w
+
+
+OTHER = [{"role": "user", "content": "Disk usage on a log volume reached 85%. Severity?"}]
+
+
+def test_generation_is_measured_and_deterministic(worker, bundled_path):
+    request = GenerationRequest(messages=QUESTION, system="You are an SRE.", max_tokens=12)
+    other = GenerationRequest(messages=OTHER, system="You are an SRE.", max_tokens=12)
+    first, between, second, third = (worker.generate(r) for r in (request, other, request, request))
+    assert first.error is None, first.error
+    assert first.text and first.text == second.text == third.text
+    assert between.text != first.text
+    assert first.prompt_tokens == second.prompt_tokens == third.prompt_tokens
+    # the shared-prefix cache changes nothing: a worker that always starts clean agrees
+    spec = EngineSpec(str(bundled_path), n_threads=2, reuse_prefix=False)
+    with ModelWorker(spec, label="clean") as clean:
+        assert [clean.generate(r).text for r in (other, request)] == [between.text, first.text]
+    assert first.completion_tokens == 12 and first.finish_reason == "length"
+    assert first.prompt_tokens > 20
+    assert 0 < first.ttft_ms < first.latency_ms
+    assert first.decode_tps > 1 and first.prompt_tps > 1
+
+
+def test_streamed_counts_match_llama_cpp_usage(worker):
+    finishes = set()
+    for max_tokens, system in ((9, None), (200, "Answer with one word."), (9, None)):
+        request = GenerationRequest(messages=QUESTION, system=system, max_tokens=max_tokens)
+        streamed = worker.generate(request)
+        plain = worker.call("generate", {**asdict(request), "stream": False})
+        assert streamed.text == plain["text"]
+        assert streamed.prompt_tokens == plain["prompt_tokens"]
+        assert streamed.completion_tokens == plain["completion_tokens"]
+        assert streamed.finish_reason == plain["finish_reason"]
+        finishes.add(streamed.finish_reason)
+    assert finishes == {"length", "stop"}  # both ways a generation ends are counted right
+
+
+def test_json_schema_output_is_valid_json(worker):
+    schema = {"type": "object", "properties": {"severity": {"enum": ["SEV-0", "SEV-1", "SEV-2", "SEV-3"]}},
+              "required": ["severity"]}
+    result = worker.generate(GenerationRequest(messages=QUESTION, json_schema=schema, max_tokens=40))
+    assert json.loads(result.text)["severity"] in {"SEV-0", "SEV-1", "SEV-2", "SEV-3"}
+
+
+def test_parent_process_never_imports_llama_cpp(worker):
+    worker.generate(GenerationRequest(messages=QUESTION, max_tokens=2))
+    assert "llama_cpp" not in sys.modules
+
+
+def test_worker_killed_mid_run_becomes_an_error_and_restarts(worker):
+    worker.start()
+    old_pid = worker.pid
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        g=worker.generate(GenerationRequest(messages=QUESTION, max_tokens=400))))
+    thread.start()
+    time.sleep(1.0)
+    os.kill(old_pid, signal.SIGKILL)
+    thread.join(60)
+    assert "killed by SIGKILL" in result["g"].error
+    again = worker.generate(GenerationRequest(messages=QUESTION, max_tokens=3))
+    assert again.error is None and worker.pid != old_pid
+
+
+def test_unloadable_model_is_reported_without_retry_storm(tiny_broken_gguf, tmp_path):
+    with ModelWorker(EngineSpec(str(tiny_broken_gguf)), label="broken", log_dir=tmp_path) as w:
+        first = w.generate(GenerationRequest(messages=QUESTION, max_tokens=2))
+        assert "failed to load" in first.error
+        started = time.perf_counter()
+        second = w.generate(GenerationRequest(messages=QUESTION, max_tokens=2))
+        assert second.error == first.error
+        assert time.perf_counter() - started < 0.5  # no respawn
+        with pytest.raises(ModelLoadError):
+            w.start()
+    assert (tmp_path / "worker-broken.log").stat().st_size > 0  # llama.cpp's own words kept
