@@ -28,3 +28,23 @@ def incident(i: int, severity: str = "SEV-1", user: str | None = None, **extra) 
         "category": "deploy",
         **extra,
     }
+
+
+def experiment_with_runs(store, n_items: int = 10, *, name: str = "exp", outputs=None):
+    """A shadow experiment whose A and B runs are already stored (no model needed)."""
+    from workbench.store import ModelRecord
+
+    if not store.rows("SELECT 1 FROM models WHERE id = 'fake'"):
+        store.upsert_model(ModelRecord(id="fake", path="/fake.gguf"))
+    a = store.create_variant(f"{name}-prod", "fake")
+    b = store.create_variant(f"{name}-cand", "fake")
+    items = [{"key": f"inc-{i:03d}", "input": f"Incident {i}: queue backlog growing.",
+              "reference": {"severity": "SEV-2"}} for i in range(n_items)]
+    ds = store.save_dataset(f"{name}-ds", items, source_path=None, sha256=None, n_rejected=0)
+    exp = store.create_experiment(name, ds, {"A": a.id, "B": b.id})
+    for item in store.items(ds):
+        for arm, variant in (("A", a), ("B", b)):
+            text = outputs(item, arm) if outputs else f"{'alpha' if arm == 'A' else 'omega'} answer {item.key}"
+            store.record_run({"experiment_id": exp.id, "item_id": item.id, "variant_id": variant.id,
+                              "arm": arm, "output": text, "latency_ms": 100.0})
+    return exp

@@ -9,7 +9,7 @@ from .. import __version__
 from ..datasets import DatasetError
 from ..gguf_inspect import InvalidGGUF
 from ..store import NotFound
-from . import catalog, experiments
+from . import catalog, experiments, ratings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     catalog.add_parsers(sub)
     experiments.add_parsers(sub)
+    ratings.add_parsers(sub)
     return parser
 
 

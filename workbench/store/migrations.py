@@ -181,7 +181,16 @@ def m002_ratings(db: Database) -> None:
             created_at TEXT NOT NULL,
             UNIQUE (session_id, item_id)
         );
-        CREATE INDEX ratings_by_item ON ratings (item_id)
+        CREATE INDEX ratings_by_item ON ratings (item_id);
+        CREATE TABLE rating_assignments (
+            session_id INTEGER NOT NULL REFERENCES rating_sessions(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            position INTEGER NOT NULL,
+            left_arm TEXT NOT NULL,
+            right_arm TEXT NOT NULL,
+            PRIMARY KEY (session_id, item_id),
+            UNIQUE (session_id, position)
+        )
         """,
     )
 

@@ -43,7 +43,7 @@ class Store:
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
         """Run a query and return its rows as dicts."""
-        cursor = self.db.execute(sql, list(params))
+        cursor = self.db.execute(sql, params if isinstance(params, dict) else list(params))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 

@@ -1,0 +1,122 @@
+"""Blinded evaluation sheets (CSV) for experts who do not use the app.
+
+A sheet holds, per item, the incident and the two responses as "response 1" and "response 2", plus
+the id of the rating session whose stored plan fixed the sides; nothing in it identifies a variant.
+Several experts may fill copies of one sheet: each import under another rater name gets its own
+session with a copy of the sheet's plan. Import reports every bad row with its line number and
+keeps the good ones.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .rating import RatingError, Session, open_session, record_rating
+from .store import Store, utcnow
+
+COLUMNS = ("sheet", "item", "incident", "response_1", "response_2", "choice", "accuracy_1",
+           "safety_1", "accuracy_2", "safety_2", "notes")
+SCORES = ("accuracy_1", "safety_1", "accuracy_2", "safety_2")
+CHOICE_ALIASES = {"1": "1", "2": "2", "tie": "tie", "t": "tie", "=": "tie", "skip": "skip", "s": "skip"}
+
+
+@dataclass
+class SheetImport:
+    rater: str = ""
+    imported: int = 0
+    blank: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def export_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None = None) -> int:
+    """Write a blinded sheet of the pairs still to rate; return the number of rows."""
+    if rater is None:
+        taken = {s["rater"] for s in store.rows(
+            "SELECT rater FROM rating_sessions WHERE experiment_id = ?", [exp_id])}
+        rater = next(f"sheet-{n}" for n in range(1, 10_000) if f"sheet-{n}" not in taken)
+    session = open_session(store, exp_id, rater, source="sheet")
+    rows = store.rows(
+        """SELECT a.item_id, a.left_arm, a.right_arm, i.key FROM rating_assignments a
+           JOIN items i ON i.id = a.item_id
+           WHERE a.session_id = ? AND NOT EXISTS (SELECT 1 FROM ratings r
+                 WHERE r.session_id = a.session_id AND r.item_id = a.item_id)
+           ORDER BY a.position""", [session.id])
+    outputs = {(r["item_id"], r["arm"]): r["output"] for r in store.rows(
+        "SELECT item_id, arm, output FROM runs WHERE experiment_id = ?", [exp_id])}
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([f"S{session.id}", row["key"], store.get_item(row["item_id"]).prompt_text,
+                             outputs.get((row["item_id"], row["left_arm"]), ""),
+                             outputs.get((row["item_id"], row["right_arm"]), ""),
+                             "", "", "", "", "", ""])
+    return len(rows)
+
+
+def _sheet_session(store: Store, exp_id: int, token: str) -> Session:
+    found = store.rows("SELECT * FROM rating_sessions WHERE id = ? AND experiment_id = ?",
+                       [int(token[1:]) if token[1:].isdigit() else -1, exp_id])
+    if not token.startswith("S") or not found:
+        raise RatingError(f"sheet {token!r} does not belong to experiment {exp_id}")
+    row = found[0]
+    return Session(row["id"], exp_id, row["rater"], row["seed"])
+
+
+def _session_for(store: Store, sheet: Session, rater: str | None) -> Session:
+    """The sheet's own session, or a copy of its plan for another rater."""
+    if not rater or rater == sheet.rater:
+        return sheet
+    if store.rows("SELECT 1 FROM rating_sessions WHERE experiment_id = ? AND rater = ?",
+                  [sheet.experiment_id, rater]):
+        raise RatingError(f"rater {rater!r} already has a session in this experiment; "
+                          "import this sheet under another name")
+    with store.db.atomic():
+        sid = store.db["rating_sessions"].insert({
+            "experiment_id": sheet.experiment_id, "rater": rater, "seed": sheet.seed,
+            "source": "sheet", "created_at": utcnow()}).last_pk
+        store.db.execute(
+            """INSERT INTO rating_assignments (session_id, item_id, position, left_arm, right_arm)
+               SELECT ?, item_id, position, left_arm, right_arm FROM rating_assignments
+               WHERE session_id = ?""", [sid, sheet.id])
+    return Session(sid, sheet.experiment_id, rater, sheet.seed)
+
+
+def import_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None = None) -> SheetImport:
+    """Read a filled sheet: every good row is stored, every bad row reported by its line."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"sheet", "item", "choice"} - set(reader.fieldnames or ())
+        if missing:
+            raise RatingError(f"{Path(path).name}: missing column(s) {', '.join(sorted(missing))}")
+        rows = [(reader.line_num, row) for row in reader]
+    tokens = {(row.get("sheet") or "").strip() for _, row in rows} - {""}
+    if len(tokens) != 1:
+        raise RatingError(f"{Path(path).name}: expected one sheet id in column 'sheet', "
+                          f"found {sorted(tokens) or 'none'}")
+    session = _session_for(store, _sheet_session(store, exp_id, tokens.pop()), rater)
+    keys = {r["key"]: r["item_id"] for r in store.rows(
+        """SELECT i.key, a.item_id FROM rating_assignments a JOIN items i ON i.id = a.item_id
+           WHERE a.session_id = ?""", [session.id])}
+    result = SheetImport(rater=session.rater)
+    for line, row in rows:
+        choice = (row.get("choice") or "").strip().lower()
+        if not choice:
+            result.blank += 1
+            continue
+        item_id = keys.get((row.get("item") or "").strip())
+        if item_id is None:
+            result.errors.append((line, f"unknown item {row.get('item')!r} for this sheet"))
+        elif choice not in CHOICE_ALIASES:
+            result.errors.append((line, f"choice must be 1, 2, tie or skip, not {choice!r}"))
+        else:
+            try:
+                record_rating(store, session, item_id, CHOICE_ALIASES[choice],
+                              **{k: (row.get(k) or "").strip() or None for k in SCORES},
+                              notes=(row.get("notes") or "").strip() or None)
+                result.imported += 1
+            except RatingError as exc:
+                result.errors.append((line, str(exc)))
+    return result
