@@ -9,7 +9,7 @@ from .. import __version__
 from ..datasets import DatasetError
 from ..gguf_inspect import InvalidGGUF
 from ..store import NotFound
-from . import catalog, experiments, ratings
+from . import catalog, experiments, finetune, ratings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_parsers(sub)
     experiments.add_parsers(sub)
     ratings.add_parsers(sub)
+    finetune.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Fine-tuning: training data from incidents and ratings, LoRA jobs run as subprocesses."""
