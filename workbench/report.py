@@ -1,122 +1,149 @@
-"""Per-variant summary of an experiment's runs: counts, latency percentiles, automatic scores."""
+"""The experiment report: ``analysis.experiment_statistics`` plus replay progress, as text or Markdown.
+
+The CLI (`workbench report`) and the Results screen show the same numbers: both read this data.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import numpy as np
-
+from .analysis import experiment_statistics
 from .replay import replay_size
 from .store import Store
 
 
-@dataclass
-class ArmSummary:
-    arm: str
-    variant: str
-    model: str
-    n: int
-    ok: int
-    errors: int
-    fallbacks: int
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    latency_p99_ms: float | None
-    ttft_p50_ms: float | None
-    decode_tps: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    severity_scored: int
-    severity_correct: int
-    json_checked: int
-    json_valid: int
-    secrets_flagged: int
-
-    @property
-    def severity_accuracy(self) -> float | None:
-        return self.severity_correct / self.severity_scored if self.severity_scored else None
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.n if self.n else None
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "severity_accuracy": self.severity_accuracy,
-                "error_rate": self.error_rate}
+def build_report(store: Store, exp_id: int, *, sequential: bool = False,
+                 price_per_1k_tokens: float | None = None) -> dict:
+    """Everything the report shows, as plain data (JSON-ready)."""
+    stats = experiment_statistics(store, exp_id, sequential=sequential,
+                                  price_per_1k_tokens=price_per_1k_tokens)
+    stored, planned = replay_size(store, store.get_experiment(exp_id))
+    stats["experiment"].update(runs_stored=stored, runs_planned=planned)
+    return stats
 
 
-def _pct(values: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(values, q)) if values.size else None
-
-
-def arm_summaries(store: Store, exp_id: int) -> list[ArmSummary]:
-    """One summary per arm, computed in SQL plus numpy (fast for 100k runs)."""
-    exp = store.get_experiment(exp_id)
-    out = []
-    for arm, variant_id in sorted(exp.arms.items()):
-        variant = store.get_variant(variant_id)
-        agg = store.rows(
-            """SELECT count(*) n, sum(error IS NULL) ok, sum(error IS NOT NULL) errors,
-                      sum(fallback) fallbacks, coalesce(sum(prompt_tokens), 0) pt,
-                      coalesce(sum(completion_tokens), 0) ct,
-                      sum(severity_ok IS NOT NULL) sev_n, coalesce(sum(severity_ok), 0) sev_ok,
-                      sum(json_valid IS NOT NULL) json_n, coalesce(sum(json_valid), 0) json_ok,
-                      sum(secrets > 0) secrets,
-                      sum(CASE WHEN error IS NULL THEN completion_tokens END) decode_tokens
-               FROM runs WHERE experiment_id = ? AND arm = ?""", [exp_id, arm])[0]
-        timing = np.array(store.db.execute(
-            "SELECT latency_ms, ttft_ms, decode_tps FROM runs "
-            "WHERE experiment_id = ? AND arm = ? AND error IS NULL", [exp_id, arm]).fetchall(),
-            dtype=float).reshape(-1, 3)
-        latency, ttft, tps = timing[:, 0], timing[:, 1], timing[:, 2]
-        tps = tps[~np.isnan(tps)]
-        out.append(ArmSummary(
-            arm=arm, variant=variant.name, model=variant.model_id, n=agg["n"] or 0,
-            ok=agg["ok"] or 0, errors=agg["errors"] or 0, fallbacks=agg["fallbacks"] or 0,
-            latency_p50_ms=_pct(latency, 50), latency_p95_ms=_pct(latency, 95),
-            latency_p99_ms=_pct(latency, 99), ttft_p50_ms=_pct(ttft[~np.isnan(ttft)], 50),
-            decode_tps=float(np.median(tps)) if tps.size else None,
-            prompt_tokens=agg["pt"], completion_tokens=agg["ct"],
-            severity_scored=agg["sev_n"] or 0, severity_correct=agg["sev_ok"],
-            json_checked=agg["json_n"] or 0, json_valid=agg["json_ok"],
-            secrets_flagged=agg["secrets"] or 0))
-    return out
-
-
-def experiment_report(store: Store, exp_id: int) -> dict:
-    """Everything ``workbench report`` prints, as plain data."""
-    exp = store.get_experiment(exp_id)
-    stored, planned = replay_size(store, exp)
-    dataset = store.get_dataset(exp.dataset_id)
-    return {
-        "experiment": {"id": exp.id, "name": exp.name, "mode": exp.mode, "status": exp.status,
-                       "dataset": dataset["name"], "weight_b": exp.weight_b,
-                       "canary_users": exp.canary_users, "winner": exp.winner,
-                       "runs_stored": stored, "runs_planned": planned},
-        "arms": [s.to_dict() for s in arm_summaries(store, exp_id)],
-    }
-
-
-def _fmt(value, spec: str = ".0f", suffix: str = "") -> str:
+def fmt(value, spec: str = ".0f", suffix: str = "") -> str:
+    """A number for a table cell ('-' when missing)."""
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
-def format_report(report: dict) -> str:
-    """The report as an aligned plain-text table."""
-    e = report["experiment"]
-    lines = [f"Experiment {e['id']} {e['name']!r}: {e['mode']} on {e['dataset']}, status {e['status']}, "
-             f"runs {e['runs_stored']}/{e['runs_planned']}"]
-    header = ("arm", "variant", "n", "errors", "fallback", "p50 ms", "p95 ms", "p99 ms",
-              "TTFT p50", "tok/s", "severity acc", "secrets")
-    rows = [header]
+def fmt_interval(ci, scale: float = 1.0, spec: str = ".1f") -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "-"
+    return f"[{ci[0] * scale:{spec}}, {ci[1] * scale:{spec}}]"
+
+
+def arm_rows(report: dict) -> list[list[str]]:
+    """The per-variant table (header first)."""
+    rows = [["arm", "variant", "n", "errors", "fallbacks", "p50 ms", "p95 ms", "p99 ms", "TTFT p50",
+             "tok/s", "tokens", "cost", "accuracy", "safety flags", "expert acc."]]
     for a in report["arms"]:
-        acc = a["severity_accuracy"]
-        rows.append((a["arm"], a["variant"], str(a["n"]), str(a["errors"]), str(a["fallbacks"]),
-                     _fmt(a["latency_p50_ms"]), _fmt(a["latency_p95_ms"]), _fmt(a["latency_p99_ms"]),
-                     _fmt(a["ttft_p50_ms"]), _fmt(a["decode_tps"], ".1f"),
-                     "-" if acc is None else f"{acc:.1%} ({a['severity_correct']}/{a['severity_scored']})",
-                     str(a["secrets_flagged"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        acc = a["accuracy"]
+        expert = a.get("expert_accuracy") or {}
+        rows.append([
+            a["arm"], a["variant"], str(a["n"]), str(a["errors"]), str(a["fallbacks"]),
+            fmt(a["latency_ms"]["p50"]), fmt(a["latency_ms"]["p95"]), fmt(a["latency_ms"]["p99"]),
+            fmt(a["ttft_p50_ms"]), fmt(a["decode_tps"], ".1f"), str(a["total_tokens"]),
+            fmt(a["cost"], ".4f"),
+            "-" if acc["rate"] is None else
+            f"{acc['rate']:.1%} {fmt_interval(acc['ci'], 100, '.0f')} ({acc['correct']}/{acc['n']})",
+            f"{a['safety_flags']['flagged']}/{a['safety_flags']['n']}",
+            "-" if expert.get("mean") is None else f"{expert['mean']:.2f}/5 (n {expert.get('n')})",
+        ])
+    return rows
+
+
+def comparison_lines(report: dict) -> list[str]:
+    """One line per paired comparison of each candidate against A."""
+    lines = []
+    for arm, c in report["comparisons"].items():
+        head = f"{arm} vs A ({c['design']})"
+        if c.get("accuracy"):
+            x = c["accuracy"]
+            lines.append(f"{head} accuracy: {x['diff'] * 100:+.1f} pt {fmt_interval(x['ci'], 100)} "
+                         f"p={fmt(x['p_value'], '.3g')} ({x['test']})")
+        if c.get("latency"):
+            x = c["latency"]
+            lines.append(f"{head} latency: ratio {fmt(x.get('ratio'), '.3f')} "
+                         f"{fmt_interval(x.get('ratio_ci'), 1, '.3f')}; p95 "
+                         f"{fmt(x.get('p95_diff_ms'), '+.0f')} ms {fmt_interval(x.get('p95_diff_ci'), 1, '.0f')}")
+        if c.get("error_rate"):
+            x = c["error_rate"]
+            lines.append(f"{head} error rate: {x['diff'] * 100:+.1f} pt {fmt_interval(x['ci'], 100)} "
+                         f"p={fmt(x.get('p_value'), '.3g')}")
+        if c.get("preference"):
+            x = c["preference"]
+            lines.append(f"{head} blind votes: B {x['wins_b']} / tie {x['ties']} / A {x['wins_a']} "
+                         f"({x['skips']} skipped), W={fmt(x['win_rate'], '.3f')} "
+                         f"{fmt_interval(x['win_rate_ci'], 1, '.3f')}, tie rate {fmt(x['tie_rate'], '.0%')}, "
+                         f"p={fmt(x['p_value'], '.3g')} ({x['p_value_test']})")
+    agreement = report.get("agreement") or {}
+    for metric, a in agreement.items():
+        if a:
+            state = (f"gate {a['gate']}" + (f", {a['reliability']}" if a.get("reliability") else "")
+                     if a["computable"] else f"not computable: {a['reason']}")
+            lines.append(f"rater agreement ({metric}): Krippendorff alpha {fmt(a['alpha'], '.3f')} "
+                         f"{fmt_interval(a['ci'], 1, '.3f')} over {a['n_raters']} raters - {state}")
+    bias = report.get("position_bias")
+    if bias:
+        lines.append(f"position bias: left chosen {bias['left_chosen']}/{bias['decisive']} decisive votes "
+                     f"({fmt(bias['left_share'], '.0%')}), p={fmt(bias['p_value'], '.3g')}")
+    return lines
+
+
+def verdict_rows(report: dict) -> list[list[str]]:
+    rows = [["criterion", "value", "interval", "threshold", "p", "status"]]
+    verdict = report.get("verdict") or {}
+    for c in verdict.get("criteria", []):
+        interval = c.get("interval")
+        scale = 100 if c["key"] in ("accuracy", "safety", "error_rate", "primary") else 1
+        p = "-" if c.get("p_value") is None else f"{c['p_value']:.3g} ({c.get('p_label')})"
+        rows.append([c["name"], c.get("value_text") or "-",
+                     fmt_interval(interval, scale, ".1f" if scale == 100 else ".0f"),
+                     c["threshold"], p, c["status"]])
+    return rows
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _header(report: dict) -> str:
+    e = report["experiment"]
+    return (f"Experiment {e['id']} {e['name']!r}: {e['mode']}, {e['status']}, "
+            f"runs {e.get('runs_stored', e['runs'])}/{e.get('runs_planned', '?')}, "
+            f"items {e['items_done']}/{e['items_planned']}")
+
+
+def render_text(report: dict, *, summary_only: bool = False) -> str:
+    """The report for a terminal."""
+    lines = [_header(report), ""] + _table(arm_rows(report))
+    if summary_only:
+        return "\n".join(lines)
+    lines += [""] + comparison_lines(report)
+    verdict = report.get("verdict")
+    if verdict:
+        seq = report["sequential"]
+        lines += ["", f"Verdict: {verdict['decision'].upper()} - {verdict['reason']}",
+                  f"(p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} planned items)"]
+        lines += _table(verdict_rows(report))
+    lines += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(lines)
+
+
+def _md_table(rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]]
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    """The report as Markdown (for a pull request or an incident review)."""
+    lines = [f"# {_header(report)}", "", "## Variants", ""] + _md_table(arm_rows(report))
+    lines += ["", "## Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)]
+    verdict = report.get("verdict")
+    if verdict:
+        lines += ["", f"## Verdict: **{verdict['decision']}**", "", verdict["reason"], ""]
+        lines += _md_table(verdict_rows(report))
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..allocation import MODES
 from ..datasets import import_dataset
 from ..replay import Replay
-from ..report import experiment_report, format_report
+from ..decision import CriteriaError, default_criteria, validate_criteria
+from ..report import build_report, render_markdown, render_text
 from ..store import NotFound, Store
 from ..workspace import OpenedWorkspace
 from .output import ProgressBar, print_json, print_table
@@ -40,9 +42,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--winner", required=True, help="winning arm (A, B) or 'none'")
     p.set_defaults(func=experiments_complete)
 
-    p = sub.add_parser("report", help="per-variant results of an experiment")
+    p = experiments.add_parser("criteria", help="show or set the promotion criteria")
     p.add_argument("experiment")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--primary", help="primary metric: accuracy, expert_rating or win_rate")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="e.g. latency_p95.margin_ms=80 or min_items_per_arm=100 (repeatable)")
+    p.add_argument("--reset", action="store_true", help="back to the defaults")
+    p.set_defaults(func=experiments_criteria)
+
+    p = sub.add_parser("report", help="statistics and promotion verdict of an experiment")
+    p.add_argument("experiment")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--markdown", action="store_true")
+    p.add_argument("--sequential", action="store_true",
+                   help="always-valid p-values (safe to read while data still arrives)")
+    p.add_argument("--price-per-1k", type=float, help="cost per 1000 tokens for the cost column")
     p.set_defaults(func=report)
 
 
@@ -104,7 +119,7 @@ def replay(ws: OpenedWorkspace, args) -> int:
         print(f"stopped; finish it with: workbench replay --resume {exp.id}", file=sys.stderr)
         return 130
     bar.finish()
-    print(format_report(experiment_report(ws.store, exp.id)))
+    print(render_text(build_report(ws.store, exp.id), summary_only=True))
     return 0 if progress is None or progress.finished else 1
 
 
@@ -139,11 +154,41 @@ def experiments_complete(ws: OpenedWorkspace, args) -> int:
     return 0
 
 
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def experiments_criteria(ws: OpenedWorkspace, args) -> int:
+    exp = ws.store.get_experiment(args.experiment)
+    criteria = default_criteria() if args.reset or not exp.criteria else dict(exp.criteria)
+    for assignment in args.set:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise CriteriaError(f"--set needs SECTION.KEY=VALUE, got {assignment!r}")
+        section, _, name = key.partition(".")
+        if name:
+            criteria[section] = dict(criteria.get(section) or {}, **{name: _parse_value(value)})
+        else:
+            criteria[section] = _parse_value(value)
+    primary = args.primary or exp.primary_metric
+    checked = validate_criteria(criteria, primary_metric=primary)
+    if args.set or args.reset or args.primary:
+        ws.store.set_experiment(exp.id, criteria=criteria, primary_metric=checked["primary_metric"])
+    print_json(checked)
+    return 0
+
+
 def report(ws: OpenedWorkspace, args) -> int:
     exp = ws.store.get_experiment(args.experiment)
-    data = experiment_report(ws.store, exp.id)
+    data = build_report(ws.store, exp.id, sequential=args.sequential,
+                        price_per_1k_tokens=args.price_per_1k)
     if args.json:
         print_json(data)
+    elif args.markdown:
+        print(render_markdown(data), end="")
     else:
-        print(format_report(data))
+        print(render_text(data))
     return 0

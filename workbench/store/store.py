@@ -113,13 +113,13 @@ class Store:
         return self.get_variant(name)
 
     def get_variant(self, ref: int | str) -> Variant:
-        """A variant by id or by name."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()
-                                    and not self.rows("SELECT 1 FROM variants WHERE name = ?", [ref])):
-            row = self._one("SELECT * FROM variants WHERE id = ?", [int(ref)], f"no variant {ref!r}")
-        else:
-            row = self._one("SELECT * FROM variants WHERE name = ?", [ref], f"no variant {ref!r}")
-        return Variant.from_row(row)
+        """A variant by id, or by name (a name that looks like a number is tried as a name first)."""
+        rows = [] if isinstance(ref, int) else self.rows("SELECT * FROM variants WHERE name = ?", [ref])
+        if not rows and str(ref).isdigit():
+            rows = self.rows("SELECT * FROM variants WHERE id = ?", [int(ref)])
+        if not rows:
+            raise NotFound(f"no variant {ref!r}")
+        return Variant.from_row(rows[0])
 
     def list_variants(self) -> list[Variant]:
         return [Variant.from_row(r) for r in self.rows("SELECT * FROM variants ORDER BY id")]

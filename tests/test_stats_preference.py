@@ -1,0 +1,100 @@
+"""Pairwise preference with ties, cluster bootstrap, position bias."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+from statsmodels.stats.descriptivestats import sign_test
+from statsmodels.stats.proportion import proportion_confint
+
+from workbench.stats.preference import pairwise_preference, position_bias
+
+
+def test_counts_win_rate_tie_rate_and_wilson():
+    outcome = [1] * 30 + [0] * 14 + [0.5] * 6
+    items = list(range(50))
+    res = pairwise_preference(outcome, items, skips=2, n_resamples=500)
+    assert (res.wins_b, res.wins_a, res.ties, res.skips) == (30, 14, 6, 2)
+    assert res.win_rate == pytest.approx((30 + 3) / 50)
+    assert res.tie_rate == pytest.approx(6 / 50)
+    assert res.decisive_share == pytest.approx(30 / 44)
+    assert res.decisive_ci == pytest.approx(proportion_confint(30, 44, method="wilson"), abs=1e-12)
+    assert any("skipped" in n for n in res.notes)
+
+
+def test_sign_test_matches_statsmodels_sign_test():
+    outcome = [1] * 30 + [0] * 14 + [0.5] * 6
+    res = pairwise_preference(outcome, list(range(50)), n_resamples=200)
+    # statsmodels' sign test on the per-vote differences (ties = 0 are dropped)
+    _, p = sign_test(np.array(outcome) - 0.5, 0)
+    assert res.sign_test_p == pytest.approx(p, rel=1e-10)
+    assert res.p_value == res.sign_test_p  # one vote per item: no clustering
+
+
+def test_cluster_bootstrap_uses_items_not_votes():
+    # 60 items, 5 raters who always agree: 5 identical votes per item. Treating the 300 votes as
+    # independent would give an interval sqrt(5) too narrow; the item-level SE is the reference.
+    rng = np.random.default_rng(3)
+    item_pref = (rng.random(60) < 0.6).astype(float)
+    outcome = np.repeat(item_pref, 5)
+    items = np.repeat(np.arange(60), 5)
+    res = pairwise_preference(outcome, items, n_resamples=3000, rng=1)
+    se_items = item_pref.std() / math.sqrt(60)
+    half = (res.win_rate_ci[1] - res.win_rate_ci[0]) / 2
+    assert half == pytest.approx(1.96 * se_items, rel=0.15)
+    se_votes = outcome.std() / math.sqrt(outcome.size)
+    assert half > 1.8 * 1.96 * se_votes
+    # the item-level sign test is the reported p-value when items carry several votes
+    b, a = int(item_pref.sum()), int(60 - item_pref.sum())
+    assert res.item_sign_test_p == pytest.approx(binomtest(b, a + b, 0.5).pvalue)
+    assert res.p_value == res.item_sign_test_p and res.p_value_test == "item-level sign test"
+
+
+def test_two_way_bootstrap_with_several_raters_is_wider_when_raters_disagree():
+    rng = np.random.default_rng(5)
+    n_items, raters = 80, 4
+    items = np.repeat(np.arange(n_items), raters)
+    rater = np.tile(np.arange(raters), n_items)
+    bias = np.array([0.9, 0.8, 0.3, 0.2])  # raters differ a lot
+    outcome = (rng.random(items.size) < bias[rater]).astype(float)
+    two_way = pairwise_preference(outcome, items, rater, n_resamples=2000, rng=2)
+    one_way = pairwise_preference(outcome, items, None, n_resamples=2000, rng=2)
+    assert "raters" in two_way.win_rate_ci_method and "raters" not in one_way.win_rate_ci_method
+    width = lambda r: r.win_rate_ci[1] - r.win_rate_ci[0]  # noqa: E731
+    assert width(two_way) > 1.5 * width(one_way)
+
+
+def test_invalid_outcome_rejected_and_empty_ok():
+    with pytest.raises(ValueError):
+        pairwise_preference([2], [1])
+    res = pairwise_preference([], [])
+    assert res.n_votes == 0 and res.to_dict()["win_rate"] is None
+
+
+def test_position_bias_matches_binomtest():
+    res = position_bias(70, 100)
+    assert res.p_value == pytest.approx(binomtest(70, 100, 0.5).pvalue)
+    assert (res.left_chosen, res.right_chosen, res.decisive) == (70, 30, 100)
+    assert res.left_share_ci == pytest.approx(proportion_confint(70, 100, method="wilson"))
+    assert position_bias(0, 0).p_value == 1.0
+    with pytest.raises(ValueError):
+        position_bias(5, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=2, max_size=40))
+def test_swap_mirrors_win_rate_and_interval(outcome):
+    items = list(range(len(outcome)))
+    ab = pairwise_preference(outcome, items, n_resamples=300, rng=7)
+    ba = pairwise_preference([1 - y for y in outcome], items, n_resamples=300, rng=7)
+    assert ba.win_rate == pytest.approx(1 - ab.win_rate)
+    assert ba.win_rate_ci == pytest.approx((1 - ab.win_rate_ci[1], 1 - ab.win_rate_ci[0]), abs=1e-9)
+    assert ba.sign_test_p == pytest.approx(ab.sign_test_p)
+    assert ab.win_rate_ci[0] - 1e-12 <= ab.win_rate <= ab.win_rate_ci[1] + 1e-12 or \
+        ab.win_rate_ci[0] == ab.win_rate_ci[1]
+    assert 0 <= ab.sign_test_p <= 1 and 0 <= ab.item_sign_test_p <= 1
