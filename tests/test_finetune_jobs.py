@@ -83,3 +83,31 @@ def test_bad_data_is_refused_and_a_crashing_job_is_recorded_as_failed(ws, data, 
     assert jobs.launch(ws.store, job_id).wait(timeout=600) == 1
     job = jobs.refresh(ws.store, job_id)
     assert job["status"] == "failed" and "line 13: not a chat record" in job["error"]
+
+
+def test_trained_job_exports_to_gguf_and_goes_straight_into_an_ab(ws, data):
+    from workbench.finetune.export_job import create_ab, run_export
+    from workbench.replay import Replay
+
+    job_id = jobs.create_job(ws.store, ws.workspace, base=BUNDLED_ID, train_file=data["train"],
+                             settings=_settings(max_steps=2), name="triage-lora")
+    assert jobs.launch(ws.store, job_id).wait(timeout=600) == 0
+    summary = run_export(ws.store, job_id, quantize_type="q8_0")
+    assert summary["models"] == ["triage-lora", "triage-lora-q8_0"]
+    parity = {p["kind"]: p for p in summary["parity"]}
+    assert parity["hf_vs_gguf"]["passed"] and parity["chat_template"]["chat_template_ok"]
+    job = jobs.get_job(ws.store, job_id)
+    assert job["gguf_path"].endswith("triage-lora.q8_0.gguf") and job["adapter_gguf_path"]
+    candidate = ws.store.get_model("triage-lora-q8_0")
+    assert candidate.lineage["job"] == job_id and candidate.lineage["quantization"] == "q8_0"
+    prod = ws.store.create_variant("prod", BUNDLED_ID, max_tokens=4)
+    exp = create_ab(ws.store, candidate.id, production="prod", dataset=data_dataset(ws), limit=2)
+    assert exp.mode == "shadow" and ws.store.get_variant(exp.arms["B"]).model_id == candidate.id
+    assert ws.store.get_variant(exp.arms["B"]).max_tokens == prod.max_tokens
+    list(Replay(ws.store.path, exp.id).run())
+    runs = ws.store.runs(exp.id)
+    assert len(runs) == 4 and all(r["error"] is None and r["output"] for r in runs)
+
+
+def data_dataset(ws):
+    return ws.store.get_dataset("devops_incidents")["id"]

@@ -73,6 +73,9 @@ class Registry:
         """Check a GGUF file and register it (or refresh it if its file changed)."""
         path = Path(path).expanduser().resolve()
         info = inspect_gguf(path)
+        if info.metadata.get("general.type") == "adapter":
+            raise InvalidGGUF(f"{path.name} is a LoRA adapter, not a model: llama.cpp applies it "
+                              "on top of its base model (see the fine-tune export)")
         model_id = model_id or model_id_for(path)
         try:
             existing = self.store.get_model(model_id)
