@@ -26,7 +26,7 @@ def benchmark_model(store: Store, model_id: str, *, log_dir: Path | None = None,
     model = store.get_model(model_id)
     threads = model.n_threads or default_threads(1)
     spec = EngineSpec(model_path=model.path, n_ctx=model.n_ctx, n_gpu_layers=model.n_gpu_layers,
-                      n_threads=threads)
+                      n_threads=threads, reuse_prefix=False)  # every run evaluates the whole prompt
     request = GenerationRequest(messages=[{"role": "user", "content": BENCH_PROMPT}],
                                 max_tokens=max_tokens)
     samples = []

@@ -91,15 +91,17 @@ def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
     return stored, stored + len(pending_tasks(store, exp))
 
 
-def worker_backend_factory(store: Store, log_dir: Path | None,
-                           concurrent: int) -> BackendFactory:
-    """Backends that run each arm's model in its own worker process."""
+def worker_backend_factory(store: Store, log_dir: Path | None, concurrent: int, *,
+                           niceness: int = 0) -> BackendFactory:
+    """Backends that run each arm's model in its own worker process (``niceness`` > 0 yields
+    the CPU to an interactive UI)."""
     def make(arm: str, variant: Variant, experiment_id: int) -> Backend:
         model = store.get_model(variant.model_id)
         spec = EngineSpec(model_path=model.path, n_ctx=model.n_ctx,
                           n_gpu_layers=model.n_gpu_layers,
                           n_threads=model.n_threads or default_threads(concurrent))
-        return ModelWorker(spec, label=f"exp{experiment_id}-{arm}", log_dir=log_dir)
+        return ModelWorker(spec, label=f"exp{experiment_id}-{arm}", log_dir=log_dir,
+                           niceness=niceness)
     return make
 
 
@@ -207,7 +209,10 @@ class Replay:
             task = tasks.get()
             if task is None or self._cancel.is_set():
                 return
-            generation = backend.generate(build_request(task.item, variant))
+            try:
+                generation = backend.generate(build_request(task.item, variant))
+            except Exception as exc:  # noqa: BLE001 - a backend bug must not hang the replay
+                generation = Generation.failed(f"{type(exc).__name__}: {exc}")
             results.put(_Result(task, generation, variant))
 
     @staticmethod

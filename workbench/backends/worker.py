@@ -57,9 +57,14 @@ def _log_tail(path: Path | None, lines: int = 3) -> str:
     return (" | log: " + " / ".join(useful)) if useful else ""
 
 
-def _serve(conn, spec: dict, log_path: str | None) -> None:
+def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0) -> None:
     """Worker process main loop: load once, then answer (op, payload) messages until closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if niceness:
+        try:
+            os.nice(niceness)
+        except OSError:
+            pass
     target = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(target, 1)
     os.dup2(target, 2)
@@ -91,11 +96,13 @@ class ModelWorker:
     """A handle on one model worker process. Thread-safe: one request at a time."""
 
     def __init__(self, spec: EngineSpec, *, label: str = "model", log_dir: Path | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT_S):
+                 request_timeout: float = REQUEST_TIMEOUT_S, niceness: int = 0):
+        """``niceness`` > 0 lowers the worker's CPU priority (so an interactive UI stays snappy)."""
         self.spec = spec
         self.label = label
         self.log_path = (Path(log_dir) / f"worker-{label}.log") if log_dir else None
         self.request_timeout = request_timeout
+        self.niceness = niceness
         self.info: dict = {}
         self.load_failure: str | None = None
         self._load_crashes = 0
@@ -124,10 +131,16 @@ class ModelWorker:
             parent, child = ctx.Pipe()
             self._process = ctx.Process(
                 target=_serve, args=(child, self.spec.to_dict(),
-                                     str(self.log_path) if self.log_path else None),
+                                     str(self.log_path) if self.log_path else None, self.niceness),
                 name=f"workbench-{self.label}", daemon=True)
-            self._process.start()
-            child.close()
+            try:
+                self._process.start()
+            except (OSError, ValueError) as exc:
+                self._process = None
+                parent.close()
+                raise WorkerError(f"could not start a model worker process: {exc}") from exc
+            finally:
+                child.close()
             self._conn = parent
             try:
                 kind, payload = self._receive(LOAD_TIMEOUT_S, "loading the model")

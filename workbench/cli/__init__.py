@@ -6,13 +6,27 @@ import argparse
 import sys
 
 from .. import __version__
-from ..datasets import DatasetError
-from ..gguf_inspect import InvalidGGUF
-from ..store import NotFound
-from . import catalog, experiments, finetune, ratings
+
+
+def _ui_only(argv: list[str]) -> str | None | bool:
+    """The workspace to open the UI on when ``argv`` names no subcommand, else False."""
+    workspace = None
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--workspace" and rest:
+            workspace = rest.pop(0)
+        elif arg.startswith("--workspace="):
+            workspace = arg.split("=", 1)[1]
+        else:
+            return False
+    return workspace
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The full command line (imports every subcommand module)."""
+    from . import catalog, experiments, finetune, ratings
+
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Local LLM evaluation workbench. Without a command it opens the terminal UI.")
@@ -28,12 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    workspace = _ui_only(argv)
+    if workspace is not False:  # no subcommand: open the UI before importing anything heavy
+        from screens.app import run_app
+
+        return run_app(workspace)
+    args = build_parser().parse_args(argv)
     if args.command is None:
         from screens.app import run_app
 
         return run_app(args.workspace)
+    from ..datasets import DatasetError
+    from ..gguf_inspect import InvalidGGUF
+    from ..store import NotFound
     from ..workspace import open_workspace
 
     ws = open_workspace(args.workspace)

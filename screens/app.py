@@ -1,0 +1,229 @@
+"""The workbench app: screens as modes, number keys and the command palette, errors as notices.
+
+``create_app`` builds the app with its workspace and settings injected (tests use it too);
+``run_app`` is what the ``workbench`` command calls. The workspace is opened in a thread worker
+after the first paint, and every worker opens its own ``Store`` on the workspace database.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import traceback
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from .format import describe_error
+from .registry import SCREENS
+
+if TYPE_CHECKING:
+    from workbench.config import Workspace
+    from workbench.store import Store
+
+WORKSPACE_TIMEOUT_S = 120.0
+
+
+@dataclass
+class AppSettings:
+    """What tests and the bench may change; the defaults are what the operator gets."""
+
+    start_screen: str = "experiments"
+    seed_workspace: bool = True  # register the bundled model, starter variants, sample datasets
+    backend_factory: Callable | None = None  # replay backends (None: one model worker per arm)
+    progress_interval_s: float = 0.1  # at most ~10 replay updates a second reach the UI
+    chart_interval_s: float = 0.5  # the latency chart redraws at most twice a second
+    benchmark_runs: int = 3
+    benchmark_max_tokens: int = 64
+    calm_gc: bool = False  # process-wide GC tuning: run_app turns it on, tests leave it off
+
+
+def calm_garbage_collector() -> None:
+    """Keep full garbage collections off the key->paint path.
+
+    A full collection walks every object of the app (100-300 ms on a busy 2-core machine, seen
+    as key->paint spikes during a replay). Freezing what exists after the first paint takes
+    those long-lived objects out of every later collection, and full collections become rarer.
+    """
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
+
+
+class WorkspaceUnavailable(RuntimeError):
+    """The workspace could not be opened; every screen shows why."""
+
+
+class WorkbenchApp(App[int]):
+    """Models, Datasets and Experiments screens over one workspace."""
+
+    TITLE = "LLM Workbench"
+    CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        *(Binding(entry.key, f"show_screen('{entry.mode}')", entry.title) for entry in SCREENS),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, workspace: "Workspace", settings: AppSettings):
+        super().__init__()
+        self.workspace = workspace
+        self.settings = settings
+        self.sub_title = str(workspace.root)
+        self.workspace_ready = threading.Event()
+        self.workspace_error: str | None = None
+        self.errors: list[str] = []  # unexpected exceptions caught by the safety net
+        self.loaded_models: dict = {}  # model id -> ModelWorker started on the Models screen
+        self.replays: dict[int, Any] = {}  # experiment id -> running Replay
+        self._ui_thread: int | None = None
+        for entry in SCREENS:
+            self.add_mode(entry.mode, entry.factory())
+
+    # -- workspace and database ------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.workspace.db_path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.workspace.root / "logs"
+
+    def open_store(self) -> "Store":
+        """A Store for the calling worker thread, once the workspace is open. Never on the UI thread."""
+        if threading.get_ident() == self._ui_thread:
+            raise RuntimeError("database work must run in a worker thread, not the UI thread")
+        if not self.workspace_ready.wait(WORKSPACE_TIMEOUT_S):
+            raise WorkspaceUnavailable("the workspace is still opening; try again")
+        if self.workspace_error:
+            raise WorkspaceUnavailable(self.workspace_error)
+        from workbench.store import Store
+
+        return Store(self.db_path)
+
+    def on_mount(self) -> None:
+        self._ui_thread = threading.get_ident()
+        self.run_worker(self._open_workspace, name="opening the workspace", thread=True,
+                        exit_on_error=False, group="workspace")
+        self.switch_mode(self.settings.start_screen)
+        if self.settings.calm_gc:
+            self.call_after_refresh(calm_garbage_collector)
+
+    def _open_workspace(self) -> list[str]:
+        try:
+            from workbench.workspace import open_workspace
+
+            opened = open_workspace(self.workspace.root, seed=self.settings.seed_workspace)
+            opened.close()
+            return opened.problems
+        except Exception as exc:
+            self.workspace_error = f"cannot open workspace {self.workspace.root}: {describe_error(exc)}"
+            raise
+        finally:
+            self.workspace_ready.set()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "workspace":
+            return
+        if event.state == WorkerState.SUCCESS:
+            if self.settings.calm_gc:
+                gc.freeze()  # the workspace's first data is long-lived too
+            for problem in event.worker.result or []:
+                self.notify(problem, title="Workspace", severity="warning", timeout=8)
+        elif event.state == WorkerState.ERROR:
+            self.notify(self.workspace_error or describe_error(event.worker.error),
+                        title="Workspace", severity="error", timeout=15)
+
+    # -- navigation --------------------------------------------------------------------------
+    def action_show_screen(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("show_screen", "help") and isinstance(self.screen, ModalScreen):
+            return False  # keys typed in a dialog stay in the dialog
+        return True
+
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        self.push_screen(HelpScreen.for_screen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for entry in SCREENS:
+            yield SystemCommand(f"{entry.title} screen", f"Go to {entry.title} (key {entry.key})",
+                                partial(self.switch_mode, entry.mode))
+        yield SystemCommand("Help", "Every key of the current screen (key ?)", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    # -- errors and shutdown ---------------------------------------------------------------
+    def report_error(self, title: str, error: BaseException | str) -> None:
+        """Show a failure as a notification; the app keeps running."""
+        message = error if isinstance(error, str) else describe_error(error)
+        self.notify(message, title=title, severity="error", timeout=12)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Safety net: an unexpected exception becomes a notification, not a dead app."""
+        if not self.is_running or self._exit_renderables:
+            return super()._handle_exception(error)
+        text = "".join(traceback.format_exception(error))
+        self.errors.append(text)
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_dir / "ui-errors.log", "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError:
+            pass
+        self.report_error("Unexpected error (details in logs/ui-errors.log)", error)
+
+    async def action_quit(self) -> None:
+        self.stop_background_work()
+        self.exit(0)
+
+    def stop_background_work(self) -> None:
+        """Pause running replays (their stored runs stay) and end model workers this UI started."""
+        for replay in list(self.replays.values()):
+            replay.cancel()
+        for worker in list(self.loaded_models.values()):
+            worker.kill()
+        self.loaded_models.clear()
+
+
+def start_process_helpers() -> None:
+    """Start multiprocessing's resource tracker while sys.stderr is still a real file.
+
+    Textual replaces sys.stderr with an object whose fileno() is -1; a model worker spawned
+    later would then fail with "bad value(s) in fds_to_keep" when it starts the tracker.
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def create_app(workspace: "str | Path | Workspace | None" = None, **overrides: Any) -> WorkbenchApp:
+    """Build the app on a workspace (default: $WORKBENCH_HOME or the current directory)."""
+    from workbench.config import Workspace, resolve_workspace
+
+    start_process_helpers()
+
+    if not isinstance(workspace, Workspace):
+        workspace = resolve_workspace(workspace)
+    known = {f.name for f in fields(AppSettings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown app setting(s): {', '.join(sorted(unknown))}")
+    return WorkbenchApp(workspace, AppSettings(**overrides))
+
+
+def run_app(workspace: str | None = None) -> int:
+    """Run the terminal UI until the operator quits; return the exit status."""
+    app = create_app(workspace, calm_gc=True)
+    try:
+        result = app.run()  # asyncio.run waits for worker threads: a paused replay records its status
+    finally:
+        app.stop_background_work()
+    return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,0 +1,59 @@
+"""The base of every workbench screen: background jobs on their own Store, errors as notices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+if TYPE_CHECKING:
+    from workbench.store import Store
+
+    from .app import WorkbenchApp
+
+
+class WorkbenchScreen(Screen):
+    """A screen that reads and writes the workspace only from thread workers."""
+
+    HELP: ClassVar[str] = ""  # what the screen is for, shown above its keys by `?`
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._when_done: dict[Worker, Callable[[Any], None] | None] = {}
+
+    @property
+    def wb(self) -> "WorkbenchApp":
+        return self.app  # type: ignore[return-value]
+
+    def in_background(self, job: Callable[["Store"], Any], done: Callable[[Any], None] | None = None,
+                      *, name: str, group: str = "load", exclusive: bool = True) -> Worker:
+        """Run ``job(store)`` in a thread with its own Store; call ``done(result)`` on the UI thread.
+
+        ``name`` says what the job does ("importing data.jsonl"); a failure is shown as
+        "<name> failed: <reason>".
+        """
+        def task() -> Any:
+            with self.wb.open_store() as store:
+                return job(store)
+
+        worker = self.run_worker(task, name=name, group=group, exclusive=exclusive, thread=True,
+                                 exit_on_error=False)
+        self._when_done[worker] = done
+        return worker
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.SUCCESS:
+            done = self._when_done.pop(worker, None)
+            if done is not None:
+                done(worker.result)
+        elif event.state == WorkerState.ERROR:
+            self._when_done.pop(worker, None)
+            self.worker_failed(worker, worker.error)
+        elif event.state == WorkerState.CANCELLED:
+            self._when_done.pop(worker, None)
+
+    def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
+        """Show a failed job; screens override to also reset their own state."""
+        self.wb.report_error(f"{(worker.name or 'job').capitalize()} failed", error or "unknown error")

@@ -1,0 +1,262 @@
+"""Dialogs of the Experiments screen: create an experiment, create a variant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from .format import describe_error
+
+MODES = (("shadow: A and B answer every item", "shadow"),
+         ("split: weighted, sticky per user", "split"),
+         ("canary: split, plus listed users always get B", "canary"))
+
+
+@dataclass
+class FormChoices:
+    """What the create form offers, read from the store in a worker."""
+
+    datasets: list[dict]
+    variants: list  # workbench.store.Variant
+    models: list  # workbench.store.ModelRecord
+
+
+def describe_variant(variant) -> str:
+    schema = ", triage JSON schema" if variant.json_schema else ""
+    return (f"{variant.model_id} · temperature {variant.temperature:g} · "
+            f"max {variant.max_tokens} tokens{schema}")
+
+
+def _number(text: str, kind: type, default):
+    return default if not text.strip() else kind(text)
+
+
+class NewExperimentForm(ModalScreen[dict | None]):
+    """Dataset, mode and the two variants of a new experiment."""
+
+    AUTO_FOCUS = "#name"
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+n", "new_variant", "New variant")]
+
+    def __init__(self, choices: FormChoices):
+        super().__init__(classes="dialog")
+        self.choices = choices
+
+    def _default_variant(self, preferred: str, index: int):
+        names = {v.name: v.id for v in self.choices.variants}
+        if preferred in names:
+            return names[preferred]
+        return self.choices.variants[index].id if len(self.choices.variants) > index else Select.NULL
+
+    def compose(self) -> ComposeResult:
+        datasets = [(f"{d['name']} ({d['n_items']} items)", d["id"]) for d in self.choices.datasets]
+        variants = [(v.name, v.id) for v in self.choices.variants]
+        with Vertical(classes="dialog-body form-body"):
+            yield Label("New experiment", classes="dialog-title")
+            with VerticalScroll(classes="dialog-scroll"):
+                with Grid(classes="form-grid"):
+                    yield Label("Name")
+                    yield Input(placeholder="automatic: A vs B (mode)", id="name", compact=True)
+                    yield Label("Dataset")
+                    yield Select(datasets, id="dataset", compact=True, allow_blank=not datasets,
+                                 prompt="no dataset: import one on the Datasets screen")
+                    yield Label("Items")
+                    yield Input(placeholder="all (or the first N)", id="limit", type="integer",
+                                compact=True)
+                    yield Label("Mode")
+                    yield Select(MODES, id="mode", value="shadow", allow_blank=False, compact=True)
+                    yield Label("Weight of B")
+                    yield Input("0.5", id="weight", type="number", compact=True, disabled=True)
+                    yield Label("Canary users")
+                    yield Input(placeholder="u-alice, u-bob", id="canary", compact=True,
+                                disabled=True)
+                    yield Label("Variant A (prod)")
+                    yield Select(variants, id="variant-a", compact=True,
+                                 value=self._default_variant("prod-triage", 0))
+                    yield Label("Variant B (candidate)")
+                    yield Select(variants, id="variant-b", compact=True,
+                                 value=self._default_variant("candidate-json-triage", 1))
+                yield Static("", id="variant-summary", classes="dialog-note")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create and start", variant="primary", id="create-start")
+                yield Button("Create", id="create")
+                yield Button("New variant…", id="new-variant")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.describe_choice()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "mode":
+            self.query_one("#weight", Input).disabled = event.value == "shadow"
+            self.query_one("#canary", Input).disabled = event.value != "canary"
+        self.describe_choice()
+
+    def describe_choice(self) -> None:
+        by_id = {v.id: v for v in self.choices.variants}
+        lines = []
+        for arm in ("a", "b"):
+            variant = by_id.get(self.query_one(f"#variant-{arm}", Select).value)
+            if variant is not None:
+                lines.append(f"{arm.upper()}: {describe_variant(variant)}")
+        self.query_one("#variant-summary", Static).update("\n".join(lines))
+
+    def collect(self) -> tuple[dict | None, str | None]:
+        """The form as a spec for the store, or the reason it cannot be created."""
+        dataset = self.query_one("#dataset", Select).value
+        a, b = (self.query_one(f"#variant-{arm}", Select).value for arm in ("a", "b"))
+        if dataset == Select.NULL:
+            return None, "Choose a dataset (import one on the Datasets screen, key 2)."
+        if a == Select.NULL or b == Select.NULL:
+            return None, "Choose a variant for A and for B."
+        if a == b:
+            return None, "A and B need different variants (for an A/A test, create a copy)."
+        try:
+            limit = _number(self.query_one("#limit", Input).value, int, None)
+            weight = _number(self.query_one("#weight", Input).value, float, 0.5)
+        except ValueError:
+            return None, "Items must be a whole number and the weight a number."
+        if limit is not None and limit < 1:
+            return None, "Items must be at least 1 (or blank for all)."
+        if not 0.0 <= weight <= 1.0:
+            return None, "The weight of B must be between 0 and 1."
+        mode = self.query_one("#mode", Select).value
+        names = {v.id: v.name for v in self.choices.variants}
+        name = self.query_one("#name", Input).value.strip() or f"{names[a]} vs {names[b]} ({mode})"
+        users = [u.strip() for u in self.query_one("#canary", Input).value.split(",") if u.strip()]
+        return {"name": name, "dataset_id": dataset, "item_limit": limit, "mode": mode,
+                "weight_b": weight, "canary_users": users if mode == "canary" else [],
+                "arms": {"A": a, "B": b}}, None
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        elif event.button.id == "new-variant":
+            self.action_new_variant()
+        else:
+            spec, problem = self.collect()
+            if problem:
+                self.query_one("#dialog-error", Static).update(problem)
+                return
+            self.dismiss({**spec, "start": event.button.id == "create-start"})
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one("#create-start", Button).press()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    # -- a new variant, created from inside this form -----------------------------------------
+    def action_new_variant(self) -> None:
+        self.app.push_screen(NewVariantForm(self.choices.models,
+                                            [v.name for v in self.choices.variants]),
+                             self.create_variant)
+
+    def create_variant(self, spec: dict | None) -> None:
+        if not spec:
+            return
+
+        def create():
+            with self.app.open_store() as store:
+                return store.create_variant(**spec)
+
+        self.run_worker(create, name="creating the variant", thread=True, exit_on_error=False,
+                        group="variant")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.query_one("#dialog-error", Static).update(describe_error(event.worker.error))
+        elif event.state == WorkerState.SUCCESS:
+            variant = event.worker.result
+            self.choices.variants.append(variant)
+            options = [(v.name, v.id) for v in self.choices.variants]
+            for arm in ("a", "b"):
+                select = self.query_one(f"#variant-{arm}", Select)
+                value = select.value
+                select.set_options(options)
+                select.value = variant.id if arm == "b" else value
+            self.notify(f"Variant {variant.name} created and set as B.", title="Experiments")
+
+
+class NewVariantForm(ModalScreen[dict | None]):
+    """Model, system prompt and sampling of a new variant."""
+
+    AUTO_FOCUS = "#variant-name"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, models: list, taken_names: list[str]):
+        super().__init__(classes="dialog")
+        self.models = models
+        self.taken = set(taken_names)
+
+    def compose(self) -> ComposeResult:
+        from workbench.workspace import TRIAGE_SYSTEM
+
+        models = [(m.id, m.id) for m in self.models]
+        with Vertical(classes="dialog-body form-body"):
+            yield Label("New variant", classes="dialog-title")
+            with VerticalScroll(classes="dialog-scroll"):
+                with Grid(classes="form-grid"):
+                    yield Label("Name")
+                    yield Input(placeholder="e.g. candidate-q4-t0.2", id="variant-name", compact=True)
+                    yield Label("Model")
+                    yield Select(models, id="model", compact=True, allow_blank=not models,
+                                 value=models[0][1] if models else Select.NULL)
+                    yield Label("Temperature")
+                    yield Input("0", id="temperature", type="number", compact=True)
+                    yield Label("Max tokens")
+                    yield Input("128", id="max-tokens", type="integer", compact=True)
+                    yield Label("JSON output")
+                    yield Checkbox("answer with the triage JSON schema", id="json-schema",
+                                   compact=True)
+                yield Label("System prompt")
+                yield TextArea(TRIAGE_SYSTEM, id="system-prompt", soft_wrap=True)
+            yield Static("", id="dialog-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create variant", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        spec, problem = self.collect()
+        if problem:
+            self.query_one("#dialog-error", Static).update(problem)
+        else:
+            self.dismiss(spec)
+
+    def collect(self) -> tuple[dict | None, str | None]:
+        from workbench.workspace import TRIAGE_SCHEMA
+
+        name = self.query_one("#variant-name", Input).value.strip()
+        model = self.query_one("#model", Select).value
+        if not name:
+            return None, "Give the variant a name."
+        if name in self.taken:
+            return None, f"A variant named {name!r} already exists."
+        if model == Select.NULL:
+            return None, "Choose a model (add one on the Models screen, key 1)."
+        try:
+            temperature = _number(self.query_one("#temperature", Input).value, float, 0.0)
+            max_tokens = _number(self.query_one("#max-tokens", Input).value, int, 128)
+        except ValueError:
+            return None, "Temperature must be a number and max tokens a whole number."
+        if not 0.0 <= temperature <= 2.0 or max_tokens < 1:
+            return None, "Temperature must be within 0-2 and max tokens at least 1."
+        system = self.query_one("#system-prompt", TextArea).text.strip() or None
+        schema = TRIAGE_SCHEMA if self.query_one("#json-schema", Checkbox).value else None
+        return {"name": name, "model_id": model, "system_prompt": system,
+                "temperature": temperature, "max_tokens": max_tokens, "json_schema": schema}, None
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
