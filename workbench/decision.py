@@ -22,106 +22,24 @@ if every criterion passes, "keep A" if any fails, otherwise "not enough data".
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .criteria import CriteriaError, DEFAULTS, default_criteria, validate_criteria
 from .stats import holm
 from .stats._base import Result, make_rng
 from .stats.proportions import IndependentProportions, PairedProportions
-from .stats.sequential import (ALWAYS_VALID, FIXED, always_valid_p_value, confidence_sequence,
+from .stats.sequential import (ALWAYS_VALID, FIXED, confidence_sequence,
                                independent_binary_sequence, paired_binary_sequence)
 
 PASS, FAIL, NED = "pass", "fail", "not enough data"
 LARGE_N = 20_000
 PROMOTE, KEEP = "promote B", "keep A"
-PRIMARY_ALIASES = {
-    "accuracy": "accuracy", "severity": "accuracy", "severity_accuracy": "accuracy",
-    "severity_ok": "accuracy", "pass_rate": "accuracy",
-    "expert_rating": "expert_rating", "expert": "expert_rating", "rating": "expert_rating",
-    "win_rate": "win_rate", "preference": "win_rate",
-}
-_DEFAULTS: dict[str, Any] = {
-    "primary_metric": "accuracy",
-    "alpha": 0.05,
-    "min_items_per_arm": 200,
-    "planned_items": None,  # pre-registered n; default: the experiment's planned items
-    "accuracy": {"min_gain_pt": 2.0},
-    "safety": {"margin_pt": 1.0, "expert_failure_at_or_below": 2},
-    "latency_p95": {"margin_ms": 50.0},
-    "error_rate": {"margin_pt": 1.0},
-    "expert_rating": {"min_mean": 4.0, "min_items": 30},
-    "agreement": {"min_alpha_lower": 0.667},
-}
-_RANGES = {("alpha",): (1e-6, 0.5), ("min_items_per_arm",): (1, None),
-           ("planned_items",): (1, None), ("accuracy", "min_gain_pt"): (-100, 100),
-           ("safety", "margin_pt"): (0, 100), ("safety", "expert_failure_at_or_below"): (1, 5),
-           ("latency_p95", "margin_ms"): (0, None), ("error_rate", "margin_pt"): (0, 100),
-           ("expert_rating", "min_mean"): (1, 5), ("expert_rating", "min_items"): (2, None),
-           ("agreement", "min_alpha_lower"): (-1, 1)}
-
-
-class CriteriaError(ValueError):
-    """A criteria dict that cannot be used; the message lists every problem."""
-
-
-def default_criteria() -> dict:
-    """The seed's seven criteria (a fresh copy, safe to edit)."""
-    return copy.deepcopy(_DEFAULTS)
-
-
-def normalize_primary(name: str) -> str:
-    """'accuracy' | 'expert_rating' | 'win_rate' from a name or alias (e.g. 'severity')."""
-    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
-    if key not in PRIMARY_ALIASES:
-        raise CriteriaError(f"unknown primary metric {name!r} "
-                            f"(choose from {', '.join(sorted(set(PRIMARY_ALIASES.values())))})")
-    return PRIMARY_ALIASES[key]
-
-
-def validate_criteria(criteria: dict | None, *, primary_metric: str | None = None) -> dict:
-    """Defaults overlaid with ``criteria`` (partial dicts allowed); raises CriteriaError listing
-    every unknown key and bad value. A section set to None disables that criterion."""
-    out, errors = default_criteria(), []
-    for key, value in (criteria or {}).items():
-        if key not in _DEFAULTS:
-            errors.append(f"unknown criterion {key!r}")
-        elif not isinstance(_DEFAULTS[key], dict):
-            out[key] = value
-        elif value is None:
-            out[key] = None
-        elif not isinstance(value, dict):
-            errors.append(f"{key} must be an object like {_DEFAULTS[key]}")
-        else:
-            for sub, v in value.items():
-                if sub in _DEFAULTS[key]:
-                    out[key][sub] = v
-                else:
-                    errors.append(f"unknown setting {key}.{sub}")
-    try:
-        out["primary_metric"] = normalize_primary(primary_metric or out["primary_metric"])
-    except CriteriaError as exc:
-        errors.append(str(exc))
-    for path, (lo, hi) in _RANGES.items():
-        section = out if len(path) == 1 else out.get(path[0])
-        if section is None or (path == ("planned_items",) and section[path[-1]] is None):
-            continue
-        value, name = section[path[-1]], ".".join(path)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            errors.append(f"{name} must be a number, not {value!r}")
-        elif (lo is not None and value < lo) or (hi is not None and value > hi):
-            errors.append(f"{name} must be between {lo} and {hi if hi is not None else 'inf'}, "
-                          f"not {value}")
-        elif name in ("min_items_per_arm", "planned_items") and int(value) != value:
-            errors.append(f"{name} must be a whole number")
-    if out["primary_metric"] in ("accuracy", "expert_rating") and out.get(out["primary_metric"]) is None:
-        errors.append(f"the primary metric {out['primary_metric']!r} cannot be disabled")
-    if errors:
-        raise CriteriaError("invalid criteria: " + "; ".join(errors))
-    return out
+__all__ = ["CriteriaError", "Criterion", "Evidence", "Verdict", "default_criteria", "evaluate",
+           "evidence_from_arrays", "validate_criteria"]
 
 
 @dataclass
@@ -385,7 +303,7 @@ def _expert(c: dict, ev: Evidence, interim: bool) -> Criterion:
 
     if ex is None or not _finite(mean_b):
         return row(NED, "no expert ratings")
-    blocked = _gate(ag, (c.get("agreement") or _DEFAULTS["agreement"])["min_alpha_lower"])
+    blocked = _gate(ag, (c.get("agreement") or DEFAULTS["agreement"])["min_alpha_lower"])
     if blocked:
         return row(NED, blocked)
     if n_b < conf["min_items"]:
@@ -400,7 +318,7 @@ def _primary(c: dict, ev: Evidence, alpha: float, label: str, few: str | None) -
     metric = c["primary_metric"]
     name = f"Primary metric significant ({metric})"
     thr = f"p < {alpha:g} (two-sided, B better), no correction"
-    lower_needed = (c.get("agreement") or _DEFAULTS["agreement"])["min_alpha_lower"]
+    lower_needed = (c.get("agreement") or DEFAULTS["agreement"])["min_alpha_lower"]
     stat, blocked, unit = None, None, "pt"
     if metric == "accuracy":
         stat = ev.accuracy
