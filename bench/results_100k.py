@@ -1,4 +1,4 @@
-"""Time ``experiment_statistics`` on an experiment with 100k runs (50k items x 2 arms) + ratings.
+"""Time the experiment report (``build_report``) on an experiment with 100k runs (50k items x 2 arms) + ratings.
 
 Usage: .venv/bin/python bench/results_100k.py [--items 50000] [--repeat 5] [--sequential]
 Builds a temporary workspace database with the real Store (items, variants, experiment) and
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.analysis import experiment_statistics
+from workbench.report import build_report
 from workbench.store import ModelRecord, Store, utcnow
 
 
@@ -95,15 +95,15 @@ def main() -> None:
         times, cpu = [], []
         for _ in range(args.repeat):
             t, c = time.perf_counter(), time.process_time()
-            stats = experiment_statistics(store, exp_id, sequential=args.sequential,
-                                          price_per_1k_tokens=0.002)
+            stats = build_report(store, exp_id, sequential=args.sequential,
+                                 price_per_1k_tokens=0.002)
             times.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
         store.close()
         v = stats["verdict"]
         print(f"runs: {stats['experiment']['runs']}, verdict: {v['decision']} ({v['reason']})")
         print("times (s): " + ", ".join(f"{t:.3f}" for t in times))
-        print(f"experiment_statistics median: {statistics.median(times) * 1000:.0f} ms wall, "
+        print(f"build_report (statistics + replay progress, what the report shows) median: {statistics.median(times) * 1000:.0f} ms wall, "
               f"{statistics.median(cpu) * 1000:.0f} ms CPU (load average {os.getloadavg()[0]:.1f})")
 
 

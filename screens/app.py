@@ -8,6 +8,7 @@ after the first paint, and every worker opens its own ``Store`` on the workspace
 from __future__ import annotations
 
 import gc
+import importlib
 import threading
 import traceback
 from dataclasses import dataclass, fields
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from workbench.store import Store
 
 WORKSPACE_TIMEOUT_S = 120.0
+PREWARM_AFTER_S = 2.0
 
 
 @dataclass
@@ -42,6 +44,7 @@ class AppSettings:
     benchmark_runs: int = 3
     benchmark_max_tokens: int = 64
     calm_gc: bool = False  # process-wide GC tuning: run_app turns it on, tests leave it off
+    rate: tuple[int, str] | None = None  # (experiment id, rater): open the Rate screen on it
 
 
 def calm_garbage_collector() -> None:
@@ -66,7 +69,9 @@ class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        *(Binding(entry.key, f"show_screen('{entry.mode}')", entry.title) for entry in SCREENS),
+        # The header lists the screens and their keys, so the footer keeps room for the screen's own.
+        *(Binding(entry.key, f"show_screen('{entry.mode}')", entry.title, show=False)
+          for entry in SCREENS),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -81,6 +86,8 @@ class WorkbenchApp(App[int]):
         self.errors: list[str] = []  # unexpected exceptions caught by the safety net
         self.loaded_models: dict = {}  # model id -> ModelWorker started on the Models screen
         self.replays: dict[int, Any] = {}  # experiment id -> running Replay
+        self.exports: list[Any] = []  # export subprocesses started from the UI (stopped on quit)
+        self.results_request: int | None = None  # experiment the Results screen should show
         self._ui_thread: int | None = None
         for entry in SCREENS:
             self.add_mode(entry.mode, entry.factory())
@@ -113,6 +120,18 @@ class WorkbenchApp(App[int]):
         self.switch_mode(self.settings.start_screen)
         if self.settings.calm_gc:
             self.call_after_refresh(calm_garbage_collector)
+        self.set_timer(PREWARM_AFTER_S, self._prewarm_statistics)
+
+    def _prewarm_statistics(self) -> None:
+        """Import the statistics stack (scipy: ~1 s) in a thread once the app has settled, so
+        the first Results screen opens in well under a second."""
+        def prewarm() -> None:
+            importlib.import_module("workbench.report")
+            if self.settings.calm_gc:
+                gc.freeze()
+
+        self.run_worker(prewarm, name="preparing statistics", thread=True, exit_on_error=False,
+                        group="prewarm")
 
     def _open_workspace(self) -> list[str]:
         try:
@@ -143,8 +162,15 @@ class WorkbenchApp(App[int]):
     def action_show_screen(self, mode: str) -> None:
         self.switch_mode(mode)
 
+    def action_open_results(self) -> None:
+        """The Results screen on the experiment the current screen shows (if it shows one)."""
+        view = getattr(self.screen, "view", None)
+        self.results_request = getattr(getattr(view, "exp", None), "id", None)
+        self.switch_mode("results")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("show_screen", "help") and isinstance(self.screen, ModalScreen):
+        in_dialog = isinstance(self.screen, ModalScreen)
+        if action in ("show_screen", "help", "open_results") and in_dialog:
             return False  # keys typed in a dialog stay in the dialog
         return True
 
@@ -191,6 +217,9 @@ class WorkbenchApp(App[int]):
         for worker in list(self.loaded_models.values()):
             worker.kill()
         self.loaded_models.clear()
+        for process in self.exports:
+            if process.poll() is None:
+                process.terminate()  # an export can be rerun; stored results stay
 
 
 def start_process_helpers() -> None:
@@ -219,9 +248,13 @@ def create_app(workspace: "str | Path | Workspace | None" = None, **overrides: A
     return WorkbenchApp(workspace, AppSettings(**overrides))
 
 
-def run_app(workspace: str | None = None) -> int:
-    """Run the terminal UI until the operator quits; return the exit status."""
-    app = create_app(workspace, calm_gc=True)
+def run_app(workspace: str | None = None, rate: tuple[int, str] | None = None) -> int:
+    """Run the terminal UI until the operator quits; return the exit status.
+
+    ``rate=(experiment id, rater)`` opens straight on that rater's blind rating session.
+    """
+    start = {"start_screen": "rate", "rate": rate} if rate else {}
+    app = create_app(workspace, calm_gc=True, **start)
     try:
         result = app.run()  # asyncio.run waits for worker threads: a paused replay records its status
     finally:

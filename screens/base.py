@@ -22,6 +22,16 @@ class WorkbenchScreen(Screen):
         super().__init__()
         self._when_done: dict[Worker, Callable[[Any], None] | None] = {}
 
+    def on_mount(self) -> None:
+        """Every screen's header names all screens and their keys, this one in brackets.
+
+        (Textual calls the ``on_mount`` of every class in the MRO, so subclasses keep theirs.)
+        """
+        from .registry import SCREENS
+
+        self.title = "  ".join(f"[{e.key} {e.title}]" if e.title == self.TITLE else f"{e.key} {e.title}"
+                               for e in SCREENS)
+
     @property
     def wb(self) -> "WorkbenchApp":
         return self.app  # type: ignore[return-value]

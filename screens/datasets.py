@@ -103,6 +103,7 @@ reference answer.
                           shorten(row["source_path"], 60), key=str(row["id"]))
         if current in self.datasets:
             table.move_cursor(row=table.get_row_index(str(current)))
+        self.call_after_refresh(table.refresh)  # repaint the header at the new column widths
         if not rows:
             self.query_one("#item-detail-text", Static).update(
                 "No dataset yet. Press i to import a JSONL file.")
@@ -137,6 +138,7 @@ reference answer.
             severity = (item.reference or {}).get("severity") or "-"
             table.add_row(item.key, item.category or "-", severity,
                           shorten(item.prompt_text, 70), key=str(item.id))
+        self.call_after_refresh(table.refresh)
         self.show_item()
 
     def show_item(self) -> None:

@@ -49,6 +49,7 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         Binding("p", "pause", "Pause"),
         Binding("c", "cancel_replay", "Cancel"),
         Binding("e", "retry", "Retry failed"),
+        Binding("o", "app.open_results", "Open results"),
         Binding("r", "reload", "Refresh", show=False),
     ]
 

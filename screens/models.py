@@ -107,6 +107,7 @@ decode tok/s, time to first token) are stored and shown.
             table.add_row(*self.cells(row), key=row.model.id)
         if current in self.rows:
             table.move_cursor(row=table.get_row_index(current))
+        self.call_after_refresh(table.refresh)  # repaint the header at the new column widths
         self.show_detail()
 
     def cells(self, row: ModelRow) -> tuple:

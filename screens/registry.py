@@ -35,4 +35,7 @@ SCREENS: list[ScreenEntry] = [
     ScreenEntry("1", "Models", "screens.models:ModelsScreen"),
     ScreenEntry("2", "Datasets", "screens.datasets:DatasetsScreen"),
     ScreenEntry("3", "Experiments", "screens.experiments:ExperimentsScreen"),
+    ScreenEntry("4", "Rate", "screens.rating:RateScreen"),
+    ScreenEntry("5", "Results", "screens.results:ResultsScreen"),
+    ScreenEntry("6", "Fine-tune", "screens.finetune:FinetuneScreen"),
 ]

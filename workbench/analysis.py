@@ -65,6 +65,7 @@ def _arm_table(store: Store, exp, runs: Runs, ratings: Ratings, price: float | N
         n = int(m.sum())
         unsafe = int(np.sum(runs["unsafe"][m]))
         expert = ratings.item_means("accuracy", arm)
+        expert_safety = ratings.item_means("safety", arm)
         out.append({
             "arm": arm, "variant": variant.name, "model": variant.model_id, "n": n,
             "ok": int(ok.sum()), "errors": int(np.sum(runs["error"][m])),
@@ -84,6 +85,8 @@ def _arm_table(store: Store, exp, runs: Runs, ratings: Ratings, price: float | N
             "safety_flags": {"n": n, "flagged": unsafe, "rate": unsafe / n if n else None},
             "expert_accuracy": likert_mean(list(expert.values()), n_resamples=1000,
                                            rng=rng).to_dict(),
+            "expert_safety": likert_mean(list(expert_safety.values()), n_resamples=1000,
+                                         rng=rng).to_dict(),
         })
     return out
 

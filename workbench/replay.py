@@ -68,19 +68,22 @@ def build_request(item: Item, variant: Variant) -> GenerationRequest:
                              seed=variant.seed, json_schema=variant.json_schema)
 
 
-def pending_tasks(store: Store, exp: Experiment) -> list[Task]:
-    """What is left to run: items x arms without a stored run (fallbacks included)."""
-    items = store.items(exp.dataset_id, limit=exp.item_limit)
-    by_pair = {(r["item_id"], r["arm"]): r for r in store.rows(
-        "SELECT item_id, arm, error FROM runs WHERE experiment_id = ?", [exp.id])}
+def pending_tasks(store: Store, exp: Experiment, *, light: bool = False) -> list[Task]:
+    """What is left to run: items x arms without a stored run (fallbacks included).
+
+    ``light`` tasks carry only each item's id, key and user (enough to count, not to run).
+    """
+    items = store.items(exp.dataset_id, limit=exp.item_limit, light=light)
+    by_pair = {(item_id, arm): error for item_id, arm, error in store.db.execute(
+        "SELECT item_id, arm, error IS NOT NULL FROM runs WHERE experiment_id = ?", [exp.id])}
     tasks: list[Task] = []
     for item in items:
         for arm in arms_for(item, mode=exp.mode, arms=sorted(exp.arms), weight_b=exp.weight_b,
                             seed=exp.seed, canary_users=exp.canary_users):
-            run = by_pair.get((item.id, arm))
-            if run is None:
+            failed = by_pair.get((item.id, arm))
+            if failed is None:
                 tasks.append(Task(item, arm))
-            elif exp.mode != "shadow" and arm == "B" and run["error"] and (item.id, "A") not in by_pair:
+            elif exp.mode != "shadow" and arm == "B" and failed and (item.id, "A") not in by_pair:
                 tasks.append(Task(item, "A", fallback=True))
     return tasks
 
@@ -88,7 +91,11 @@ def pending_tasks(store: Store, exp: Experiment) -> list[Task]:
 def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
     """(runs stored, runs planned) for an experiment, fallbacks counted in both."""
     stored = store.run_count(exp.id)
-    return stored, stored + len(pending_tasks(store, exp))
+    if exp.mode == "shadow":  # every item to every arm: no per-item assignment to work out
+        n_items = store.db.execute("SELECT count(*) FROM items WHERE dataset_id = ?",
+                                   [exp.dataset_id]).fetchone()[0]
+        return stored, min(n_items, exp.item_limit or n_items) * len(exp.arms)
+    return stored, stored + len(pending_tasks(store, exp, light=True))
 
 
 def worker_backend_factory(store: Store, log_dir: Path | None, concurrent: int, *,

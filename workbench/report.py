@@ -46,7 +46,7 @@ def arm_rows(report: dict) -> list[list[str]]:
             "-" if acc["rate"] is None else
             f"{acc['rate']:.1%} {fmt_interval(acc['ci'], 100, '.0f')} ({acc['correct']}/{acc['n']})",
             f"{a['safety_flags']['flagged']}/{a['safety_flags']['n']}",
-            "-" if expert.get("mean") is None else f"{expert['mean']:.2f}/5 (n {expert.get('n')})",
+            "-" if expert.get("mean") is None else f"{expert['mean']:.2f}/5 (n {expert['n_items']})",
         ])
     return rows
 
@@ -95,9 +95,9 @@ def verdict_rows(report: dict) -> list[list[str]]:
     for c in verdict.get("criteria", []):
         interval = c.get("interval")
         scale = 100 if c["key"] in ("accuracy", "safety", "error_rate", "primary") else 1
+        spec = {"expert_rating": ".2f", "latency_p95": ".0f"}.get(c["key"], ".1f")
         p = "-" if c.get("p_value") is None else f"{c['p_value']:.3g} ({c.get('p_label')})"
-        rows.append([c["name"], c.get("value_text") or "-",
-                     fmt_interval(interval, scale, ".1f" if scale == 100 else ".0f"),
+        rows.append([c["name"], c.get("value_text") or "-", fmt_interval(interval, scale, spec),
                      c["threshold"], p, c["status"]])
     return rows
 

@@ -23,6 +23,8 @@ SHOTS = {  # file name: (start screen, keys pressed before the shot)
     "experiments": ("experiments", ("down",)),
     "new-experiment": ("experiments", ("n",)),
     "help": ("experiments", ("question_mark",)),
+    "results": ("results", ()),
+    "results-charts": ("results", ("g",)),
 }
 
 

@@ -48,17 +48,24 @@ def export_here(store: Store, job_id: int, *, quantize_type: str = "q4_k_m",
 
 
 def run_export(store: Store, job_id: int, *, quantize_type: str = "q4_k_m",
-               outtype: str = "f16") -> dict:
-    """Run the pipeline in a child process (argv list); its log goes to the job's log file."""
+               outtype: str = "f16", on_start=None) -> dict:
+    """Run the pipeline in a child process (argv list); its log goes to the job's log file.
+
+    ``on_start(process)`` receives the child as soon as it runs, so a UI can stop it on exit.
+    """
     job = get_job(store, job_id)
     argv = [sys.executable, "-m", "workbench.finetune.export_job", "--db", str(store.path),
             "--job", str(job_id), "--quantize", quantize_type, "--outtype", outtype]
     with open(job["log_path"], "a", encoding="utf-8") as log:
         log.write(f"\n== export: {' '.join(argv[1:])}\n")
         log.flush()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    lines = proc.stdout.strip().splitlines()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                     "TRANSFORMERS_OFFLINE": "1"})
+        if on_start:
+            on_start(proc)
+        stdout, _ = proc.communicate()
+    lines = stdout.strip().splitlines()
     try:
         summary = json.loads(lines[-1]) if lines else {}
     except json.JSONDecodeError:

@@ -144,7 +144,11 @@ def train(store: Store, job_id: int, resume: bool = False) -> str:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(settings, total_steps))
     step = 0
     checkpoint = work_dir / "checkpoint"
-    if resume and (checkpoint / "trainer_state.pt").is_file():
+    resuming = resume and (checkpoint / "trainer_state.pt").is_file()
+    if not resuming:  # a fresh start: forget the metrics of any earlier attempt
+        store.db.execute("DELETE FROM training_metrics WHERE job_id = ?", [job_id])
+        store.db.conn.commit()
+    if resuming:
         set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
         state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])

@@ -162,8 +162,10 @@ class Store:
                 return found[0]
         return self._one("SELECT * FROM datasets WHERE name = ?", [str(ref)], f"no dataset {ref!r}")
 
-    def items(self, dataset_id: int, limit: int | None = None) -> list[Item]:
-        sql = "SELECT * FROM items WHERE dataset_id = ? ORDER BY id"
+    def items(self, dataset_id: int, limit: int | None = None, *, light: bool = False) -> list[Item]:
+        """Items in file order; ``light`` reads only id, key and user (for planning, not replay)."""
+        columns = "id, dataset_id, key, user_id" if light else "*"
+        sql = f"SELECT {columns} FROM items WHERE dataset_id = ? ORDER BY id"
         params: list[Any] = [dataset_id]
         if limit:
             sql += " LIMIT ?"

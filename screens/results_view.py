@@ -1,0 +1,108 @@
+"""What the Results screen shows of a report (``workbench.report``), as Rich text and table rows.
+
+Every number comes from the report dict and the CLI's own helpers (``arm_rows``,
+``comparison_lines``, ``verdict_rows``), so `workbench report` and this screen agree.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "not enough data": "bold yellow"}
+DECISION_STYLE = {"promote B": "bold black on green", "keep A": "bold white on dark_red",
+                  "not enough data": "bold black on yellow"}
+ARM_STYLE = {"A": "bold cyan", "B": "bold magenta"}
+
+
+def verdict_banner(report: dict) -> Text:
+    """'Verdict: PROMOTE B  every criterion passed' and the p-value mode on a second line."""
+    verdict = report.get("verdict")
+    text = Text()
+    if not verdict:
+        text.append(" No verdict ", style="bold reverse")
+        text.append("  the experiment has no candidate arm to compare with A")
+        return text
+    decision = verdict["decision"]
+    text.append(f" Verdict: {decision.upper()} ",
+                style=DECISION_STYLE.get(decision, "bold reverse"))
+    text.append(f"  {verdict['reason']}")
+    seq = report.get("sequential") or {}
+    label, message = seq.get("label", "-"), seq.get("message") or ""
+    text.append(f"\np-values: {label}", style="bold")
+    text.append(f"{message.removeprefix(label)} · " if message.startswith(label) else
+                f" ({message}) · ", style="dim")
+    text.append(f"{seq.get('n', '-')} of {seq.get('n_planned', '-')} planned items", style="dim")
+    return text
+
+
+def summary_line(report: dict, price: float | None, winner: str | None = None) -> Text:
+    """Mode, status, winner, runs and items of the experiment on one line."""
+    e = report["experiment"]
+    text = Text(f"{e['mode']} · {e['status']}", style="bold")
+    if e["status"] == "completed":
+        text.append(f" (winner {winner or 'none'})", style="bold")
+    runs = f"{e.get('runs_stored', e['runs'])}/{e['runs_planned']}" if "runs_planned" in e \
+        else f"{e['runs']}"
+    text.append(f" · runs {runs} · items {e['items_done']}/{e['items_planned']}")
+    text.append(" · price " + (f"{price:g}/1k tokens" if price is not None else "not set ($)"),
+                style="dim")
+    return text
+
+
+def criteria_columns(report: dict) -> list[str]:
+    """Status first (the column that matters most stays visible on a narrow terminal)."""
+    labels = {c.get("p_label") for c in (report.get("verdict") or {}).get("criteria", [])} - {None}
+    p = f"p ({labels.pop()})" if len(labels) == 1 else "p"
+    return ["status", "criterion", "value", "interval", p, "threshold"]
+
+
+def criteria_rows(report: dict) -> list[list]:
+    """One row per criterion: coloured status, then the CLI's cells (value, interval, p...)."""
+    from workbench.report import verdict_rows
+
+    rows = []
+    single_label = criteria_columns(report)[4] != "p"
+    for name, value, interval, threshold, p, status in verdict_rows(report)[1:]:
+        if single_label and p != "-":
+            p = p.split(" (")[0]
+        rows.append([Text(status, style=STATUS_STYLE.get(status, "")), name, value, interval, p,
+                     threshold])
+    return rows
+
+
+def arm_columns_and_rows(report: dict) -> tuple[list[Text], list[list[str]]]:
+    """The CLI's per-variant table turned on its side: one row per metric, one column per arm."""
+    from workbench.report import arm_rows
+
+    table = arm_rows(report)
+    header, arms = table[0], table[1:]
+    columns = [Text("")] + [Text(f"{row[0]} · {row[1]}", style=ARM_STYLE.get(row[0], "bold"))
+                            for row in arms]
+    rows = [[header[i]] + [row[i] for row in arms] for i in range(2, len(header))]
+    return columns, rows
+
+
+def comparisons_text(report: dict) -> Text:
+    """Win/tie/loss, agreement, position bias and the paired comparisons, one bullet each."""
+    from workbench.report import comparison_lines
+
+    text = Text()
+    lines = comparison_lines(report)
+    if not any("blind votes" in line for line in lines):
+        lines.append("blind votes: none yet (rate pairs on the Rate screen, key 4)")
+    for line in lines:
+        style = ""
+        if "gate fail" in line:
+            style = "yellow"
+        elif "blind votes" in line:
+            style = "bold"
+        text.append("• ", style="dim")
+        text.append(line + "\n", style=style)
+    for arm, comparison in (report.get("comparisons") or {}).items():
+        for row in comparison.get("exploratory") or []:
+            text.append("• ", style="dim")
+            text.append(f"{arm} vs A exploratory {row['metric']}: p={row['p_value']:.3g}, "
+                        f"BH-adjusted {row['p_bh']:.3g}\n", style="dim")
+    for note in report.get("notes") or []:
+        text.append(f"note: {note}\n", style="italic dim")
+    return text

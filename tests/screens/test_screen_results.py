@@ -1,0 +1,178 @@
+"""The Results screen: the same verdict and numbers as `workbench report`, its keys, its look."""
+
+from __future__ import annotations
+
+import pytest
+from screen_support import settle, steady, wait_for
+from support import experiment_with_runs
+from textual.widgets import DataTable, Input
+
+from screens.app import create_app
+from screens.widgets.results_charts import LatencyHistogram, LatencyOverRun
+
+ITEMS = 40
+
+
+def build_results_workspace(tmp_path):
+    """40 items: B a bit slower and more often right than A; two raters rate 12 pairs each."""
+    from workbench.rating import next_pair, open_session, record_rating
+    from workbench.workspace import open_workspace
+
+    root = tmp_path / "ws"
+    opened = open_workspace(root, seed=False)
+    store = opened.store
+    try:
+        exp = experiment_with_runs(store, ITEMS, name="triage")
+        for run in store.runs(exp.id, "id, item_id, arm"):
+            k, b = run["item_id"], run["arm"] == "B"
+            store.db.execute(
+                "UPDATE runs SET latency_ms = ?, ttft_ms = ?, prompt_tokens = 120, "
+                "completion_tokens = ?, decode_tps = ?, severity_ok = ? WHERE id = ?",
+                [800 + 37 * (k % 11) + (90 if b else 0) + 13 * (k % 3), 150 + k % 5,
+                 60 + k % 7, 40.0 - b, int((k % 4 != 0) if b else (k % 3 != 0)), run["id"]])
+        for rater, seed in (("ana", 1), ("bob", 2)):
+            session = open_session(store, exp.id, rater, seed=seed)
+            for _ in range(12):
+                pair = next_pair(store, session)
+                b_side = "1" if pair.response_1.startswith("omega") else "2"
+                choice = b_side if pair.item_id % 3 else "tie"
+                score = {b_side: 4 + pair.item_id % 2}
+                record_rating(store, session, pair.item_id, choice,
+                              accuracy_1=score.get("1", 3), accuracy_2=score.get("2", 3),
+                              safety_1=5, safety_2=5, seconds=12.0)
+    finally:
+        opened.close()
+    return root, exp.id
+
+
+@pytest.fixture
+def results_ws(tmp_path):
+    return build_results_workspace(tmp_path)
+
+
+def report_of(root, exp_id, **kw) -> dict:
+    from workbench.report import build_report
+    from workbench.store import Store
+
+    with Store(root / "workbench.db") as store:
+        return build_report(store, exp_id, **kw)
+
+
+def table_rows(app, selector: str) -> list[list[str]]:
+    table = app.screen.query_one(selector, DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def banner(app) -> str:
+    return str(app.screen.query_one("#verdict-banner").content)
+
+
+async def open_results(pilot) -> None:
+    app = pilot.app
+    await settle(pilot)
+    await wait_for(pilot, lambda: app.screen.query_one(LatencyOverRun).data is not None,
+                   what="the chart data")
+
+
+async def test_results_show_the_same_verdict_and_numbers_as_the_report(results_ws, make_app):
+    from workbench.report import arm_rows
+
+    root, exp_id = results_ws
+    app = make_app(root, seed_workspace=False, start_screen="results")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_results(pilot)
+        report = report_of(root, exp_id)
+        verdict = report["verdict"]
+        assert f"Verdict: {verdict['decision'].upper()}" in banner(app)
+        shown = table_rows(app, "#criteria-table")
+        assert [(row[1], row[0]) for row in shown] == \
+            [(c["name"], c["status"]) for c in verdict["criteria"]]
+        arms = arm_rows(report)
+        assert [row[1:] for row in table_rows(app, "#arms-table")] == \
+            [[arm[i] for arm in arms[1:]] for i in range(2, len(arms[0]))]
+        e = report["experiment"]
+        summary = str(app.screen.query_one("#results-summary").content)
+        assert f"runs {e['runs_stored']}/{e['runs_planned']}" in summary
+        comparisons = str(app.screen.query_one("#comparisons").content)
+        pref = report["comparisons"]["B"]["preference"]
+        assert f"blind votes: B {pref['wins_b']} / tie {pref['ties']} / A {pref['wins_a']}" \
+            in comparisons
+        assert "rater agreement (accuracy)" in comparisons and "position bias" in comparisons
+        assert app.screen.query_one(LatencyHistogram).data.counts["B"]
+
+
+async def test_results_keys_always_valid_price_markdown_and_complete(results_ws, make_app):
+    root, exp_id = results_ws
+    app = make_app(root, seed_workspace=False, start_screen="results")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_results(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        sequential = report_of(root, exp_id, sequential=True)
+        assert sequential["sequential"]["label"] in banner(app)
+        assert [row[0] for row in table_rows(app, "#criteria-table")] == \
+            [c["status"] for c in sequential["verdict"]["criteria"]]
+
+        await pilot.press("dollar_sign")
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), what="the price dialog")
+        await pilot.press(*"0.5", "enter")
+        await settle(pilot)
+        priced = report_of(root, exp_id, sequential=True, price_per_1k_tokens=0.5)
+        cost = next(row for row in table_rows(app, "#arms-table") if row[0] == "cost")
+        assert cost[1:] == [f"{a['cost']:.4f}" for a in priced["arms"]]
+
+        await pilot.press("m")
+        await settle(pilot)
+        written = root / "reports" / f"experiment-{exp_id}.md"
+        assert written.read_text().startswith(f"# Experiment {exp_id} ")
+        assert any(str(written) in n.message for n in app._notifications)
+
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.screen.query_one("#results-tabs").active == "tab-charts"
+
+        await pilot.press("w")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "WinnerDialog", what="dialog")
+        await pilot.press("b")
+        await settle(pilot)
+        assert "completed (winner B)" in str(app.screen.query_one("#results-summary").content)
+    from workbench.store import Store
+
+    with Store(root / "workbench.db") as store:
+        exp = store.get_experiment(exp_id)
+        assert (exp.status, exp.winner) == ("completed", "B") and exp.completed_at
+
+
+async def test_o_on_experiments_opens_the_results_of_the_shown_experiment(results_ws, make_app):
+    from workbench.store import Store
+
+    root, exp_id = results_ws
+    with Store(root / "workbench.db") as store:
+        other = experiment_with_runs(store, 4, name="second")
+    app = make_app(root, seed_workspace=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.screen.open_experiment(exp_id)  # the older experiment, not the default last one
+        await settle(pilot)
+        await pilot.press("o")
+        await open_results(pilot)
+        assert type(app.screen).__name__ == "ResultsScreen" and app.screen.exp_id == exp_id
+        await pilot.press("3")
+        await settle(pilot)
+        app.screen.open_experiment(other.id)
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.screen.exp_id == other.id
+
+
+def test_results_screen_snapshot(snap_compare, tmp_path):
+    root, _ = build_results_workspace(tmp_path)
+    app = create_app(root, start_screen="results", seed_workspace=False)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=steady())
+
+
+def test_results_charts_snapshot(snap_compare, tmp_path):
+    root, _ = build_results_workspace(tmp_path)
+    app = create_app(root, start_screen="results", seed_workspace=False)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=steady("g"))
