@@ -13,7 +13,7 @@ from support import incident, write_jsonl
 from workbench.allocation import assign_arm, unit_hash
 from workbench.datasets import import_dataset
 from workbench.registry import BUNDLED_ID, Registry
-from workbench.replay import Replay, pending_tasks
+from workbench.replay import Replay, pending_tasks, replay_size
 from workbench.store import Item, Store
 
 pytestmark = pytest.mark.slow
@@ -129,6 +129,10 @@ def _interrupt_then_resume(ws, tmp_path, sig):
 def test_sigkill_then_resume_gives_exactly_one_row_per_item_and_variant(ws, tmp_path):
     proc, _, exp_id = _interrupt_then_resume(ws, tmp_path, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
+    with Store(ws.store.path) as store:
+        exp = store.get_experiment(exp_id)
+        stored, planned = replay_size(store, exp)
+        assert planned == 16 and stored + len(pending_tasks(store, exp)) == planned
     done = subprocess.run(_cli(ws, "replay", "--resume", str(exp_id)), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with Store(ws.store.path) as store:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .gguf_writer import gguf_tensor_name, permute_qk
+from .gguf_writer import atomic_gguf, gguf_tensor_name, permute_qk
 
 OUTTYPES = {"f32": 0, "f16": 1}
 
@@ -117,7 +117,6 @@ def write_adapter_gguf(adapter: Any, out_path: str | Path, *, base_gguf: str | P
     ``base_gguf`` is the GGUF the adapter will be applied to: its architecture, head counts and
     tensor shapes are checked here, as llama.cpp checks them at load time.
     """
-    from gguf import GGUFWriter
     from gguf.constants import GGUFValueType
 
     from ..gguf_inspect import inspect_gguf
@@ -142,11 +141,8 @@ def write_adapter_gguf(adapter: Any, out_path: str | Path, *, base_gguf: str | P
     shapes = {t.name: t.shape for t in info.tensors}
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".part")
-    writer = GGUFWriter(str(tmp), arch)
     dtype = np.float16 if outtype == "f16" else np.float32
-    try:
+    with atomic_gguf(out_path, arch) as writer:
         writer.add_type("adapter")
         writer.add_string("adapter.type", "lora")
         writer.add_key_value("adapter.lora.alpha", float(alpha), GGUFValueType.FLOAT32)
@@ -170,15 +166,6 @@ def write_adapter_gguf(adapter: Any, out_path: str | Path, *, base_gguf: str | P
                 b = permute_qk(b, n_head, n_kv)
             writer.add_tensor(target + ".lora_a", np.ascontiguousarray(pair.a, dtype=dtype))
             writer.add_tensor(target + ".lora_b", np.ascontiguousarray(b, dtype=dtype))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(out_path)
     return {"path": str(out_path), "outtype": outtype, "layers": len(pairs), "alpha": alpha,
             "rank": int(max(p.a.shape[0] for p in pairs)), "bytes": out_path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 3)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -216,6 +217,28 @@ def llama_tensors(model, outtype: str = "f16") -> Iterator[tuple[str, np.ndarray
         yield "rope_freqs.weight", llama3_rope_factors(config, rope)
 
 
+@contextmanager
+def atomic_gguf(out_path: Path, arch: str) -> Iterator[Any]:
+    """A ``GGUFWriter`` on ``OUT.part``: finished and renamed to ``out_path`` when the block ends,
+    removed if it fails, so a half-written GGUF is never registered."""
+    from gguf import GGUFWriter
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".part")
+    writer = GGUFWriter(str(tmp), arch)
+    try:
+        yield writer
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out_path)
+
+
 def write_gguf(model: Any, out_path: str | Path, *, base_gguf: str | Path, outtype: str = "f16",
                name: str | None = None, chat_template: str | None = None) -> dict:
     """Write ``model`` (an HF llama model or a local HF folder) as a GGUF llama.cpp can load.
@@ -223,7 +246,6 @@ def write_gguf(model: Any, out_path: str | Path, *, base_gguf: str | Path, outty
     ``base_gguf`` supplies the tokenizer metadata and chat template (copied verbatim) and the
     descriptive ``general.*`` keys. Returns path, outtype, tensor count, bytes and seconds.
     """
-    from gguf import GGUFWriter
 
     if outtype not in OUTTYPES:
         raise ValueError(f"outtype must be one of {sorted(OUTTYPES)}, not {outtype!r}")
@@ -241,11 +263,8 @@ def write_gguf(model: Any, out_path: str | Path, *, base_gguf: str | Path, outty
         raise ValueError(f"the model has {embed.shape[0]} token embeddings but the base tokenizer "
                          f"has {n_vocab} tokens; resized vocabularies are not supported")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".part")
     base_name = base.get("general.name", (None,))[0]
-    writer = GGUFWriter(str(tmp), "llama")
-    try:  # written to a .part file and renamed, so a half-written GGUF is never registered
+    with atomic_gguf(out_path, "llama") as writer:
         _hparams(writer, config, name or base_name or out_path.stem, OUTTYPES[outtype], n_vocab)
         for key in ("general.size_label", "general.license", "general.basename"):
             if key in base:
@@ -255,14 +274,5 @@ def write_gguf(model: Any, out_path: str | Path, *, base_gguf: str | Path, outty
         for tensor_name, data in llama_tensors(model, outtype):
             writer.add_tensor(tensor_name, data)
             count += 1
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(out_path)
     return {"path": str(out_path), "outtype": outtype, "tensors": count,
             "bytes": out_path.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
