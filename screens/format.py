@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
+from workbench.formatting import duration, file_size
 
-def file_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
+__all__ = ["count", "describe_error", "duration", "file_size", "milliseconds", "shorten", "timestamp"]
 
 
 def milliseconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 def count(n: int | None) -> str:

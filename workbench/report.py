@@ -6,6 +6,7 @@ The CLI (`workbench report`) and the Results screen show the same numbers: both 
 from __future__ import annotations
 
 from .analysis import experiment_statistics
+from .formatting import aligned
 from .replay import replay_size
 from .store import Store
 
@@ -102,11 +103,6 @@ def verdict_rows(report: dict) -> list[list[str]]:
     return rows
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-
 def _header(report: dict) -> str:
     e = report["experiment"]
     return (f"Experiment {e['id']} {e['name']!r}: {e['mode']}, {e['status']}, "
@@ -116,7 +112,7 @@ def _header(report: dict) -> str:
 
 def render_text(report: dict, *, summary_only: bool = False) -> str:
     """The report for a terminal."""
-    lines = [_header(report), ""] + _table(arm_rows(report))
+    lines = [_header(report), ""] + aligned(arm_rows(report))
     if summary_only:
         return "\n".join(lines)
     lines += [""] + comparison_lines(report)
@@ -125,7 +121,7 @@ def render_text(report: dict, *, summary_only: bool = False) -> str:
         seq = report["sequential"]
         lines += ["", f"Verdict: {verdict['decision'].upper()} - {verdict['reason']}",
                   f"(p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} planned items)"]
-        lines += _table(verdict_rows(report))
+        lines += aligned(verdict_rows(report))
     lines += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(lines)
 

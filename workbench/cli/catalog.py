@@ -8,18 +8,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..datasets import import_dataset
+from ..formatting import file_size
 from ..workspace import OpenedWorkspace
 from .output import print_json, print_table
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +80,7 @@ def models_list(ws: OpenedWorkspace, args) -> int:
         return 0
     print_table(("id", "architecture", "size", "quant", "context", "file", "gpu layers", "source"),
                 ((m.id, m.architecture, m.size_label, m.file_type, m.context_length,
-                  _size(m.file_size), m.n_gpu_layers, m.source) for m in models))
+                  file_size(m.file_size), m.n_gpu_layers, m.source) for m in models))
     return 0
 
 
@@ -99,7 +90,7 @@ def models_add(ws: OpenedWorkspace, args) -> int:
         print_json(asdict(model))
     else:
         print(f"registered {model.id}: {model.architecture} {model.size_label or ''} "
-              f"{model.file_type}, {_size(model.file_size)}, sha256 {model.sha256[:12]}…")
+              f"{model.file_type}, {file_size(model.file_size)}, sha256 {model.sha256[:12]}…")
     return 0
 
 

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, Iterable, Sequence
 
+from ..formatting import aligned, duration
+
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
@@ -14,17 +16,7 @@ def print_json(value: Any) -> None:
 def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print rows as left-aligned columns under a header."""
     table = [list(map(str, header))] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return (f"{hours}:" if hours else "") + f"{rest // 60:02d}:{rest % 60:02d}"
+    print("\n".join(aligned(table)))
 
 
 class ProgressBar:
@@ -39,7 +31,7 @@ class ProgressBar:
         fraction = done / total if total else 1.0
         filled = int(self.width * fraction)
         line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {fraction:4.0%} "
-                f"elapsed {fmt_duration(elapsed)} ETA {fmt_duration(eta)} {note}").rstrip()
+                f"elapsed {duration(elapsed)} ETA {duration(eta)} {note}").rstrip()
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
         else:
