@@ -55,7 +55,7 @@ def load_view(store, exp_id: int) -> ExperimentView:
             rows[run["item_id"]].runs[run["arm"]] = run
             rows[run["item_id"]].arms.add(run["arm"])
         stored += 1
-    pending = pending_tasks(store, exp)
+    pending = pending_tasks(store, exp, light=True)  # the items above are already loaded
     for task in pending:
         rows[task.item.id].arms.add(task.arm)
     return ExperimentView(exp, store.get_dataset(exp.dataset_id)["name"], variants, rows, stored,

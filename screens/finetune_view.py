@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -54,14 +53,11 @@ class Overview:
 def total_steps(job: dict) -> int | None:
     """The optimizer steps the job will run (as the trainer counts them), None if unknown."""
     from workbench.finetune.data_loading import read_chat_jsonl
+    from workbench.finetune.settings import LoraSettings
 
     try:
-        config = json.loads(job["config"])
-        if config.get("max_steps"):
-            return int(config["max_steps"])
-        examples = len(read_chat_jsonl(job["train_file"]))
-        per_epoch = math.ceil(math.ceil(examples / config["batch_size"]) / config["grad_accum"])
-        return max(1, math.ceil(per_epoch * config["epochs"]))
+        settings = LoraSettings.from_dict(json.loads(job["config"]))
+        return settings.total_steps(0 if settings.max_steps else len(read_chat_jsonl(job["train_file"])))
     except (OSError, ValueError, TypeError, KeyError):
         return None
 

@@ -81,3 +81,12 @@ def test_filters_balance_split_and_formats(ws, tmp_path):
     example.system = "be brief"
     assert to_record(example, "openai")["messages"][0] == {"role": "system", "content": "be brief"}
     assert to_record(example, "anthropic")["system"] == "be brief"
+
+
+def test_total_steps_counts_optimizer_steps_as_the_trainer_runs_them():
+    from workbench.finetune.settings import LoraSettings
+
+    assert LoraSettings(max_steps=7).total_steps(100) == 7
+    assert LoraSettings(batch_size=4, grad_accum=2, epochs=1.0).total_steps(74) == 10  # 19 batches
+    assert LoraSettings(batch_size=4, epochs=2.0).total_steps(8) == 4
+    assert LoraSettings(batch_size=4, epochs=0.1).total_steps(3) == 1

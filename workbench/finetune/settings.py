@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -54,6 +55,13 @@ class LoraSettings:
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def total_steps(self, n_examples: int) -> int:
+        """Optimizer steps a job runs on ``n_examples`` training examples."""
+        if self.max_steps:
+            return self.max_steps
+        per_epoch = math.ceil(math.ceil(n_examples / self.batch_size) / self.grad_accum)
+        return max(1, math.ceil(per_epoch * self.epochs))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -137,8 +137,7 @@ def train(store: Store, job_id: int, resume: bool = False) -> str:
     val_set = encode_all(tokenizer, val_chats, settings.seq_len)
     if not train_set:
         raise ValueError("no usable training examples (every answer was truncated or missing)")
-    per_epoch = math.ceil(math.ceil(len(train_set) / settings.batch_size) / settings.grad_accum)
-    total_steps = settings.max_steps or max(1, math.ceil(per_epoch * settings.epochs))
+    total_steps = settings.total_steps(len(train_set))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(settings, total_steps))
