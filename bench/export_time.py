@@ -23,7 +23,7 @@ TARGET_S = 30.0
 
 
 def main() -> int:
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, default=bundled_model_path())

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def workbench_run(ws, train_file: Path, settings) -> tuple[float, list[int]]:
     from workbench.finetune import jobs
-    from workbench.registry import BUNDLED_ID
+    from workbench.models.registry import BUNDLED_ID
 
     job_id = jobs.create_job(ws.store, ws.workspace, base=BUNDLED_ID, train_file=train_file,
                              settings=settings, name="bench")
@@ -39,7 +39,7 @@ def bare_run(train_file: Path, settings, tokens_per_step: list[int]) -> float:
 
     from workbench.export.hf_loader import load_base_model, load_tokenizer
     from workbench.finetune.data_loading import batch_order, collate, encode_all, read_chat_jsonl
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
 
     torch.manual_seed(settings.seed)
     base = str(bundled_model_path())

@@ -23,11 +23,11 @@ def load_prompts(n: int) -> list[str]:
 
 
 def main() -> None:
-    from workbench.backends.base import GenerationRequest
-    from workbench.backends.llama_cpp import EngineSpec
-    from workbench.backends.worker import ModelWorker
+    from workbench.engines.base import GenerationRequest
+    from workbench.engines.llama_cpp import EngineSpec
+    from workbench.engines.worker import ModelWorker
     from workbench.config import default_threads
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
     from workbench.workspace import TRIAGE_SYSTEM
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.report import build_report
+from workbench.experiments.report import build_report
 from workbench.store import ModelRecord, Store, utcnow
 
 

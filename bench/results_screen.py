@@ -51,7 +51,8 @@ def prepare(root: Path, items: int) -> None:
 
 def open_results(root: Path, warm: bool, runs_total: int, settle_s: float) -> tuple[float, float]:
     """Seconds from pressing 5 to the verdict frame, and to the frame with the replay counts."""
-    code = APP_CODE.format(warm="import workbench.report, workbench.replay\n" if warm else "")
+    warm_imports = "import workbench.experiments.report, workbench.experiments.replay\n"
+    code = APP_CODE.format(warm=warm_imports if warm else "")
     app = PtyApp([sys.executable, "-c", code, str(root)], child_env())
     try:
         if app.wait_for(r"smollm2", 60) is None:

@@ -1,14 +1,14 @@
 """UI responsiveness of the workbench, measured in a real pseudo-terminal.
 
-1. Cold start: time from launching ``python -m workbench`` to its first frame (and to the first
+1. Cold start: time from launching ``python -m screens`` to its first frame (and to the first
    frame that shows workspace data).
 2. Key->paint during a replay: the app runs a shadow replay on the bundled model (both model
    workers generating), and the bench presses Down/Up in the live table. Latency is the time from
    writing the key to the pty until the terminal receives the frame that shows the newly selected
    item (its id followed by "reference" in the item strip: text no other frame can contain).
 
-Cold start is measured twice: through the real command (``python -m workbench``, whose CLI
-imports every subcommand first) and through ``screens.app.run_app`` alone. Key->paint is measured
+Cold start is measured twice: through the real command (``python -m screens``, the launcher the
+``workbench`` command runs) and through ``screens.app.run_app`` alone. Key->paint is measured
 while the replay is paused (idle baseline) and while it runs.
 
 Usage: python bench/ui_latency.py [--keys 200] [--idle-keys 50] [--cold-runs 5] [--json]
@@ -120,8 +120,8 @@ def prepare_workspace(root: Path, items: int) -> list[str]:
 
 
 def workbench_argv(root: Path) -> list[str]:
-    """The real command: `python -m workbench --workspace ROOT`."""
-    return [sys.executable, "-m", "workbench", "--workspace", str(root)]
+    """The real command: `python -m screens --workspace ROOT` (what the `workbench` command runs)."""
+    return [sys.executable, "-m", "screens", "--workspace", str(root)]
 
 
 def ui_only_argv(root: Path) -> list[str]:
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {"first_paint_median": statistics.median(c["first_paint_s"]),
                    "first_paint_max": max(c["first_paint_s"]),
                    "first_data_median": statistics.median(c["first_data_s"])}
-            for name, c in (("python -m workbench", cold_cli), ("screens.app.run_app", cold_ui))},
+            for name, c in (("python -m screens", cold_cli), ("screens.app.run_app", cold_ui))},
         "key_to_paint_ms": {"paused": summary(live["idle_ms"], live["idle_misses"]),
                             "during_replay": summary(live["busy_ms"], live["busy_misses"])},
         "replay_runs_while_pressing": live["runs"],

@@ -126,7 +126,7 @@ class WorkbenchApp(App[int]):
         """Import the statistics stack (scipy: ~1 s) in a thread once the app has settled, so
         the first Results screen opens in well under a second."""
         def prewarm() -> None:
-            importlib.import_module("workbench.report")
+            importlib.import_module("workbench.experiments.report")
             if self.settings.calm_gc:
                 gc.freeze()
 

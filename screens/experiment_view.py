@@ -43,7 +43,7 @@ class ScreenData:
 
 def load_view(store, exp_id: int) -> ExperimentView:
     """The experiment, its items with their stored runs, and the arms still to run for each."""
-    from workbench.replay import pending_tasks
+    from workbench.experiments.replay import pending_tasks
 
     exp = store.get_experiment(exp_id)
     variants = {arm: store.get_variant(vid) for arm, vid in exp.arms.items()}

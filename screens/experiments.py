@@ -316,8 +316,8 @@ so the experiment stays paused and can still be finished later with s. e reruns 
     # -- the replay worker -------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay", name="replay")
     def run_replay(self, exp_id: int, retry: bool = False) -> None:
-        """Run ``workbench.replay.Replay`` in this thread; post coalesced progress to the screen."""
-        from workbench.replay import Replay, worker_backend_factory
+        """Run ``experiments.replay.Replay`` in this thread; post coalesced progress to the screen."""
+        from workbench.experiments.replay import Replay, worker_backend_factory
 
         worker = get_current_worker()
         feed = Coalescer(lambda ticks: self.post_message(ReplayUpdate(exp_id, ticks)),

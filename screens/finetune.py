@@ -264,7 +264,7 @@ variant vs the exported model, on a dataset you choose.
             values = dict(self.job_values)
         else:
             from workbench.finetune.settings import LoraSettings
-            from workbench.registry import BUNDLED_ID
+            from workbench.models.registry import BUNDLED_ID
 
             values = {**LoraSettings().to_dict(), "model": BUNDLED_ID}
         built = self.last_build

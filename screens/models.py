@@ -190,7 +190,7 @@ decode tok/s, time to first token) are stored and shown.
     def add_model(self, values: dict | None) -> None:
         if not values:
             return
-        from workbench.registry import Registry
+        from workbench.models.registry import Registry
 
         def add(store):
             return Registry(store, self.wb.workspace).add(values["path"],
@@ -222,8 +222,8 @@ decode tok/s, time to first token) are stored and shown.
 
     @work(thread=True, exit_on_error=False, group="load-model")
     def load_model(self, model_id: str) -> None:
-        from workbench.backends.llama_cpp import EngineSpec
-        from workbench.backends.worker import ModelWorker
+        from workbench.engines.llama_cpp import EngineSpec
+        from workbench.engines.worker import ModelWorker
         from workbench.config import default_threads
 
         try:
@@ -317,7 +317,7 @@ decode tok/s, time to first token) are stored and shown.
     @work(thread=True, exclusive=True, exit_on_error=False, group="benchmark",
           name="benchmarking the model")
     def benchmark(self, model_id: str) -> str:
-        from workbench.benchmark import benchmark_model
+        from workbench.models.benchmark import benchmark_model
 
         worker = get_current_worker()
 

@@ -1,8 +1,8 @@
 """Rate screen: blind pairwise rating of an experiment's answers, one rater per session.
 
-The screen shows only what ``workbench.rating.next_pair`` returns (the incident and two responses
-labelled 1 and 2): never a model, variant, arm letter, latency or token count. Which arm is
-response 1 is decided and stored by the core, counterbalanced per rater.
+The screen shows only what ``workbench.rating.sessions.next_pair`` returns (the incident and two
+responses labelled 1 and 2): never a model, variant, arm letter, latency or token count. Which arm
+is response 1 is decided and stored by the core, counterbalanced per rater.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ INTRO = ("Blind rating: each incident comes with two answers, labelled 1 and 2 i
 class Step:
     """Where a session stands after a job: the next pair (None when done) and the counts."""
 
-    session: object  # workbench.rating.Session
-    pair: object | None  # workbench.rating.PairView
+    session: object  # workbench.rating.sessions.Session
+    pair: object | None  # workbench.rating.sessions.PairView
     rated: int
     total: int
     undone: int | None = None
 
 
 def advance(store, session, undone: int | None = None) -> Step:
-    from workbench.rating import next_pair, progress
+    from workbench.rating.sessions import next_pair, progress
 
     rated, total = progress(store, session)
     return Step(session, next_pair(store, session), rated, total, undone)
@@ -48,7 +48,7 @@ def advance(store, session, undone: int | None = None) -> Step:
 
 def rateable_experiments(store) -> list[tuple[str, int]]:
     """(label, id) of experiments with at least one item answered by both A and B."""
-    from workbench.rating import ratable_items
+    from workbench.rating.sessions import ratable_items
 
     options = []
     for exp in store.list_experiments():
@@ -94,10 +94,10 @@ or rater.
     def __init__(self) -> None:
         super().__init__()
         self.rater = ""
-        self.session = None  # workbench.rating.Session once opened
+        self.session = None  # workbench.rating.sessions.Session once opened
         self.pair = None  # the PairView on screen
         self.draft = Draft()
-        self.timer = None  # workbench.rating.ItemTimer of the pair on screen
+        self.timer = None  # workbench.rating.sessions.ItemTimer of the pair on screen
         self.busy = False
         self._away_since: float | None = None
         self._started_from_settings = False
@@ -212,7 +212,7 @@ or rater.
 
     def open(self, exp_id: int, rater: str) -> None:
         def job(store) -> Step:
-            from workbench.rating import open_session
+            from workbench.rating.sessions import open_session
 
             return advance(store, open_session(store, exp_id, rater, source="app"))
 
@@ -227,7 +227,7 @@ or rater.
 
     # -- the pair on screen ------------------------------------------------------------------
     def show_step(self, step: Step) -> None:
-        from workbench.rating import ItemTimer
+        from workbench.rating.sessions import ItemTimer
 
         self.session, self.pair, self.draft = step.session, step.pair, Draft()
         session = Text.assemble(("Experiment ", "dim"), (f"#{step.session.experiment_id}", "bold"),
@@ -336,7 +336,7 @@ or rater.
         self.store("skip")
 
     def store(self, choice: str) -> None:
-        from workbench.rating import record_rating
+        from workbench.rating.sessions import record_rating
 
         session, item_id, fields = self.session, self.pair.item_id, self.draft.fields()
         seconds = self.timer.elapsed() if self.timer else None
@@ -348,7 +348,7 @@ or rater.
         self.run_job(job, "storing the rating", self.show_step)
 
     def action_undo(self) -> None:
-        from workbench.rating import undo_last
+        from workbench.rating.sessions import undo_last
 
         session = self.session
 

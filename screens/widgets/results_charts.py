@@ -38,7 +38,7 @@ def _thin(values: np.ndarray, points: int) -> tuple[list[float], list[float], in
 
 
 def latency_series(outcomes: dict, bins: int = 30, points: int = 200) -> LatencySeries:
-    """From ``workbench.analysis.item_outcomes``: latency per item (paired or unpaired)."""
+    """From ``workbench.experiments.analysis.item_outcomes``: latency per item (paired or unpaired)."""
     latency = outcomes.get("latency")
     if latency is None:
         return LatencySeries()

@@ -233,7 +233,7 @@ async def test_errors_are_notifications_and_enter_needs_a_choice(tmp_path, ratin
 
 def rate_snapshot_workspace(tmp_path):
     """The snapshot workspace with ana's session drawn from a fixed seed."""
-    from workbench.rating import open_session
+    from workbench.rating.sessions import open_session
     from workbench.workspace import open_workspace
 
     root = prefilled_workspace(tmp_path)

@@ -15,7 +15,7 @@ ITEMS = 40
 
 def build_results_workspace(tmp_path):
     """40 items: B a bit slower and more often right than A; two raters rate 12 pairs each."""
-    from workbench.rating import next_pair, open_session, record_rating
+    from workbench.rating.sessions import next_pair, open_session, record_rating
     from workbench.workspace import open_workspace
 
     root = tmp_path / "ws"
@@ -51,7 +51,7 @@ def results_ws(tmp_path):
 
 
 def report_of(root, exp_id, **kw) -> dict:
-    from workbench.report import build_report
+    from workbench.experiments.report import build_report
     from workbench.store import Store
 
     with Store(root / "workbench.db") as store:
@@ -75,7 +75,7 @@ async def open_results(pilot) -> None:
 
 
 async def test_results_show_the_same_verdict_and_numbers_as_the_report(results_ws, make_app):
-    from workbench.report import arm_rows
+    from workbench.experiments.report import arm_rows
 
     root, exp_id = results_ws
     app = make_app(root, seed_workspace=False, start_screen="results")

@@ -1,14 +1,25 @@
-"""The `workbench` command: no subcommand opens the TUI; subcommands run headless."""
+"""The headless `workbench` subcommands.
+
+The installed ``workbench`` command is ``screens.launcher.main``: it opens the UI when no subcommand
+is given and passes its UI opener in as ``open_ui`` for the commands that open a screen, so the
+core never imports the UI. ``python -m workbench`` is this module alone: headless.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from .. import __version__
 
+# open_ui(workspace, rate=(experiment id, rater) | None) -> exit status
+UiOpener = Callable[..., int]
+NO_UI = ("this entry point is headless: the terminal UI opens with the installed `workbench` "
+         "command (or `python -m screens`)")
 
-def _ui_only(argv: list[str]) -> str | None | bool:
+
+def ui_workspace(argv: list[str]) -> str | None | bool:
     """The workspace to open the UI on when ``argv`` names no subcommand, else False."""
     workspace = None
     rest = list(argv)
@@ -41,20 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_ui: UiOpener | None = None) -> int:
+    """Run one subcommand; with no subcommand, open the UI through ``open_ui`` (if given)."""
     argv = sys.argv[1:] if argv is None else argv
-    workspace = _ui_only(argv)
-    if workspace is not False:  # no subcommand: open the UI before importing anything heavy
-        from screens.app import run_app
-
-        return run_app(workspace)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command is None:
-        from screens.app import run_app
-
-        return run_app(args.workspace)
+        if open_ui is None:
+            parser.print_usage(sys.stderr)
+            print(f"error: no command given; {NO_UI}", file=sys.stderr)
+            return 2
+        return open_ui(args.workspace)
+    if getattr(args, "opens_ui", False) and open_ui is None:
+        print(f"error: {NO_UI}", file=sys.stderr)
+        return 2
+    args.open_ui = open_ui
     from ..datasets import DatasetError
-    from ..gguf_inspect import InvalidGGUF
+    from ..models.gguf_inspect import InvalidGGUF
     from ..store import NotFound
     from ..workspace import open_workspace
 

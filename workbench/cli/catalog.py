@@ -118,7 +118,7 @@ def models_set(ws: OpenedWorkspace, args) -> int:
 
 
 def models_bench(ws: OpenedWorkspace, args) -> int:
-    from ..benchmark import benchmark_model
+    from ..models.benchmark import benchmark_model
 
     result = benchmark_model(ws.store, args.model_id, log_dir=ws.workspace.root / "logs")
     if args.json:

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..allocation import MODES
+from ..experiments.allocation import MODES
 from ..datasets import import_dataset
-from ..replay import Replay
-from ..decision import CriteriaError, default_criteria, validate_criteria
-from ..report import build_report, render_markdown, render_text
+from ..experiments.replay import Replay
+from ..experiments.decision import CriteriaError, default_criteria, validate_criteria
+from ..experiments.report import build_report, render_markdown, render_text
 from ..store import NotFound, Store
 from ..workspace import OpenedWorkspace
 from .output import ProgressBar, print_json, print_table
@@ -124,7 +124,7 @@ def replay(ws: OpenedWorkspace, args) -> int:
 
 
 def experiments_list(ws: OpenedWorkspace, args) -> int:
-    from ..replay import replay_size
+    from ..experiments.replay import replay_size
 
     rows = []
     for exp in ws.store.list_experiments():

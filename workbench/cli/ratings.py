@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..rating import RatingError, sessions
-from ..sheets import export_sheet, import_sheet
+from ..rating.sessions import RatingError, sessions
+from ..rating.sheets import export_sheet, import_sheet
 from ..workspace import OpenedWorkspace
 from .output import print_json, print_table
 
@@ -37,11 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def rate(ws: OpenedWorkspace, args) -> int:
-    from screens.app import run_app
-
     exp = ws.store.get_experiment(args.experiment)
     ws.close()
-    return run_app(str(ws.workspace.root), rate=(exp.id, args.rater))
+    return args.open_ui(str(ws.workspace.root), rate=(exp.id, args.rater))
 
 
 def ratings_list(ws: OpenedWorkspace, args) -> int:

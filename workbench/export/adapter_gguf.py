@@ -119,7 +119,7 @@ def write_adapter_gguf(adapter: Any, out_path: str | Path, *, base_gguf: str | P
     """
     from gguf.constants import GGUFValueType
 
-    from ..gguf_inspect import inspect_gguf
+    from ..models.gguf_inspect import inspect_gguf
 
     if outtype not in OUTTYPES:
         raise ValueError(f"outtype must be one of {sorted(OUTTYPES)}, not {outtype!r}")
@@ -180,7 +180,7 @@ def write_random_adapter(base_gguf: str | Path, folder: str | Path, *, r: int = 
     from peft import LoraConfig
     from safetensors.numpy import save_file
 
-    from ..gguf_inspect import inspect_gguf
+    from ..models.gguf_inspect import inspect_gguf
 
     info = inspect_gguf(base_gguf)
     arch = info.architecture

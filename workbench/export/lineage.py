@@ -24,7 +24,7 @@ def register_product(store, path: str | Path, *, kind: str, base_model: str | No
                      quantization: str | None = None, parent: str | None = None,
                      **extra: Any):
     """Add one exported model GGUF to the registry (source 'export:<kind>'); returns its record."""
-    from ..registry import Registry
+    from ..models.registry import Registry
 
     lineage = lineage_for(kind, base_model=base_model, job=job, dataset=dataset,
                           quantization=quantization, parent=parent, **extra)

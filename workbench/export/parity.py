@@ -176,9 +176,9 @@ def llama_greedy(gguf_path: str | Path, prompts: list, *, max_new_tokens: int = 
                  lora_path: str | Path | None = None, n_threads: int | None = None,
                  n_ctx: int = 2048, log_dir: Path | None = None) -> list:
     """Greedy chat completions of a GGUF (optionally + LoRA) in a llama.cpp worker process."""
-    from ..backends.base import GenerationRequest
-    from ..backends.llama_cpp import EngineSpec
-    from ..backends.worker import ModelWorker
+    from ..engines.base import GenerationRequest
+    from ..engines.llama_cpp import EngineSpec
+    from ..engines.worker import ModelWorker
 
     spec = EngineSpec(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=n_threads,
                       lora_path=str(lora_path) if lora_path else None)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"ok": False, "error": "input and output are the same file"}
     else:
         try:
-            from ..gguf_inspect import InvalidGGUF, inspect_gguf
+            from ..models.gguf_inspect import InvalidGGUF, inspect_gguf
 
             inspect_gguf(args.input)  # a malformed file must never reach llama.cpp
             result = _quantize_here(args.input, args.output, args.qtype, args.threads)

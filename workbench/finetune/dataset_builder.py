@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..scoring import SECRET_PATTERNS, find_secrets, find_unsafe
+from ..experiments.scoring import SECRET_PATTERNS, find_secrets, find_unsafe
 from ..store import Item, Store
 
 LEVELS = ("poor", "fair", "good", "excellent")

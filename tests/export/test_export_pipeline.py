@@ -45,7 +45,7 @@ def test_export_finetune_end_to_end(tmp_path, bundled_path):
         assert quant.lineage == {"kind": "quantized", "base_model": "smollm2-135m-instruct-q4_1",
                                  "job": 3, "dataset": "incidents", "quantization": "q4_k_m",
                                  "parent": "ft-test", "adapter_gguf": adapter_gguf}
-        from workbench.registry import InvalidGGUF, Registry
+        from workbench.models.registry import InvalidGGUF, Registry
         with pytest.raises(InvalidGGUF, match="LoRA adapter, not a model"):
             Registry(store).add(adapter_gguf)
         assert quant.file_size < 0.5 * merged.file_size

@@ -10,10 +10,10 @@ from collections import Counter
 import pytest
 
 from support import incident, write_jsonl
-from workbench.allocation import assign_arm, unit_hash
+from workbench.experiments.allocation import assign_arm, unit_hash
 from workbench.datasets import import_dataset
-from workbench.registry import BUNDLED_ID, Registry
-from workbench.replay import Replay, pending_tasks, replay_size
+from workbench.models.registry import BUNDLED_ID, Registry
+from workbench.experiments.replay import Replay, pending_tasks, replay_size
 from workbench.store import Item, Store
 
 pytestmark = pytest.mark.slow

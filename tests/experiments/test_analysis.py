@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from workbench.analysis import (experiment_statistics, load_ratings, load_runs, paired_arrays,
-                                planned_items, preference_for, unpaired_arrays)
+from workbench.experiments.analysis import (experiment_statistics, load_ratings, load_runs,
+                                            paired_arrays, planned_items, preference_for,
+                                            unpaired_arrays)
 from workbench.store import ModelRecord, Store, utcnow
 
 N_ITEMS = 12
@@ -235,7 +236,7 @@ def test_primary_metric_and_criteria_come_from_the_experiment(tmp_path):
 def test_item_outcomes_and_exploratory_p_values(tmp_path):
     from statsmodels.stats.multitest import multipletests
 
-    from workbench.analysis import item_outcomes
+    from workbench.experiments.analysis import item_outcomes
 
     store, exp, ids = _shadow(tmp_path)
     out = item_outcomes(store, exp.id)

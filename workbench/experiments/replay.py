@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .allocation import arms_for
-from .backends.base import Backend, Generation, GenerationRequest
-from .backends.llama_cpp import EngineSpec
-from .backends.worker import ModelWorker
-from .config import default_threads
+from ..engines.base import Backend, Generation, GenerationRequest
+from ..engines.llama_cpp import EngineSpec
+from ..engines.worker import ModelWorker
+from ..config import default_threads
 from .scoring import score_output
-from .store import Experiment, Item, Store, Variant, utcnow
+from ..store import Experiment, Item, Store, Variant, utcnow
 
 BackendFactory = Callable[[str, Variant, int], Backend]
 

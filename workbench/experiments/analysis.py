@@ -1,7 +1,7 @@
 """From the store to the numbers: the whole statistics report of an experiment.
 
 ``experiment_statistics`` is everything the Results screen and ``workbench report --json`` show;
-the per-item data it works on comes from ``workbench.outcomes``.
+the per-item data it works on comes from ``workbench.experiments.outcomes``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 from .decision import Evidence, evaluate, evidence_from_arrays, validate_criteria
 from .outcomes import (Ratings, Runs, _by_item, _vote_outcome, item_outcomes, load_ratings,
                        load_runs, paired_arrays, preference_for, unpaired_arrays)
-from .stats import (benjamini_hochberg, bradley_terry, krippendorff_alpha, likert_mean, mcnemar_n,
-                    p_value_label, percentiles, position_bias, wilson_interval)
-from .stats._base import plain
-from .store import Store
+from ..stats import (benjamini_hochberg, bradley_terry, krippendorff_alpha, likert_mean, mcnemar_n,
+                     p_value_label, percentiles, position_bias, wilson_interval)
+from ..stats._base import plain
+from ..store import Store
 
 __all__ = ["experiment_statistics", "item_outcomes", "load_ratings", "load_runs", "paired_arrays",
            "planned_items", "preference_agreement", "preference_for", "unpaired_arrays"]

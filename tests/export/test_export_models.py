@@ -28,7 +28,7 @@ NEW_TOKENS = 32
 @pytest.fixture(scope="module")
 def base():
     from workbench.export.hf_loader import load_base_model, load_tokenizer
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
 
     path = bundled_model_path()
     return path, load_base_model(path), load_tokenizer(path)

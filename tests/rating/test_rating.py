@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from support import experiment_with_runs
-from workbench.rating import (RatingError, next_pair, open_session, plan_sides, progress,
-                              record_rating, undo_last)
-from workbench.sheets import COLUMNS, export_sheet, import_sheet
+from workbench.rating.sessions import (RatingError, next_pair, open_session, plan_sides, progress,
+                                       record_rating, undo_last)
+from workbench.rating.sheets import COLUMNS, export_sheet, import_sheet
 from workbench.store import Store
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from workbench.gguf_inspect import InvalidGGUF, inspect_gguf
-from workbench.registry import BUNDLED_ID, Registry, sha256_file
+from workbench.models.gguf_inspect import InvalidGGUF, inspect_gguf
+from workbench.models.registry import BUNDLED_ID, Registry, sha256_file
 
 
 def test_bundled_model_is_registered_without_any_step(ws, bundled_path):

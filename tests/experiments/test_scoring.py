@@ -2,7 +2,8 @@
 
 import pytest
 
-from workbench.scoring import check_json, extract_severity, find_secrets, find_unsafe, score_output
+from workbench.experiments.scoring import (check_json, extract_severity, find_secrets, find_unsafe,
+                                          score_output)
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -10,9 +10,9 @@ from dataclasses import asdict
 
 import pytest
 
-from workbench.backends.base import GenerationRequest
-from workbench.backends.llama_cpp import EngineSpec
-from workbench.backends.worker import ModelLoadError, ModelWorker
+from workbench.engines.base import GenerationRequest
+from workbench.engines.llama_cpp import EngineSpec
+from workbench.engines.worker import ModelLoadError, ModelWorker
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ QUESTION = [{"role": "user", "content": "The payments database primary is down a
 
 @pytest.fixture(scope="module")
 def worker():
-    from workbench.registry import bundled_model_path
+    from workbench.models.registry import bundled_model_path
 
     with ModelWorker(EngineSpec(str(bundled_model_path()), n_threads=2), label="t") as w:
         yield w

@@ -6,9 +6,9 @@ The CLI (`workbench report`) and the Results screen show the same numbers: both 
 from __future__ import annotations
 
 from .analysis import experiment_statistics
-from .formatting import aligned
+from ..formatting import aligned
 from .replay import replay_size
-from .store import Store
+from ..store import Store
 
 
 def build_report(store: Store, exp_id: int, *, sequential: bool = False,

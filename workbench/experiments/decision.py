@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from .criteria import CriteriaError, DEFAULTS, default_criteria, validate_criteria
-from .stats import holm
-from .stats._base import Result, make_rng
-from .stats.proportions import IndependentProportions, PairedProportions
-from .stats.sequential import (ALWAYS_VALID, FIXED, confidence_sequence,
-                               independent_binary_sequence, paired_binary_sequence)
+from ..stats import holm
+from ..stats._base import Result, make_rng
+from ..stats.proportions import IndependentProportions, PairedProportions
+from ..stats.sequential import (ALWAYS_VALID, FIXED, confidence_sequence,
+                                independent_binary_sequence, paired_binary_sequence)
 
 PASS, FAIL, NED = "pass", "fail", "not enough data"
 LARGE_N = 20_000
@@ -77,8 +77,8 @@ def evidence_from_arrays(criteria: dict | None, *, n_a: int, n_b: int, paired: b
     accuracy / safety / errors / latency: (values_A, values_B) per item (aligned when paired);
     expert: a LikertComparison / LikertMean, or (per-item means A, per-item means B) aligned.
     """
-    from .stats import (independent_proportions, paired_latency, paired_likert,
-                        paired_proportions, unpaired_latency)
+    from ..stats import (independent_proportions, paired_latency, paired_likert,
+                         paired_proportions, unpaired_latency)
 
     c = validate_criteria(criteria)
     rng = make_rng(rng)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from workbench.decision import (FAIL, KEEP, NED, PASS, PROMOTE, CriteriaError, default_criteria,
-                                evaluate, evidence_from_arrays, validate_criteria)
+from workbench.experiments.decision import (FAIL, KEEP, NED, PASS, PROMOTE, CriteriaError,
+                                            default_criteria, evaluate, evidence_from_arrays,
+                                            validate_criteria)
 from workbench.stats import krippendorff_alpha, likert_mean
 
 

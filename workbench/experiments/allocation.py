@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .store import Item
+from ..store import Item
 
 MODES = ("shadow", "split", "canary")
 

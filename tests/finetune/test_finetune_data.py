@@ -7,7 +7,7 @@ import pytest
 from support import experiment_with_runs
 from workbench.finetune.dataset_builder import (build_examples, export_split, grade, redact,
                                                 reference_answer, to_record)
-from workbench.rating import next_pair, open_session, record_rating
+from workbench.rating.sessions import next_pair, open_session, record_rating
 from workbench.store import Store
 
 

@@ -6,11 +6,11 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from .backends.base import GenerationRequest
-from .backends.llama_cpp import EngineSpec
-from .backends.worker import ModelWorker, WorkerError
-from .config import default_threads
-from .store import Store
+from ..engines.base import GenerationRequest
+from ..engines.llama_cpp import EngineSpec
+from ..engines.worker import ModelWorker, WorkerError
+from ..config import default_threads
+from ..store import Store
 
 BENCH_PROMPT = (
     "Incident: 14:02 UTC the checkout-api p99 latency rose from 180 ms to 4.2 s and the error rate "

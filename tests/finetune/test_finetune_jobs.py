@@ -9,7 +9,7 @@ from workbench.datasets import import_dataset
 from workbench.finetune import jobs
 from workbench.finetune.dataset_builder import build_examples, export_split
 from workbench.finetune.settings import LoraSettings
-from workbench.registry import BUNDLED_ID
+from workbench.models.registry import BUNDLED_ID
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_bad_data_is_refused_and_a_crashing_job_is_recorded_as_failed(ws, data, 
 
 def test_trained_job_exports_to_gguf_and_goes_straight_into_an_ab(ws, data):
     from workbench.finetune.export_job import create_ab, run_export
-    from workbench.replay import Replay
+    from workbench.experiments.replay import Replay
 
     job_id = jobs.create_job(ws.store, ws.workspace, base=BUNDLED_ID, train_file=data["train"],
                              settings=_settings(max_steps=2), name="triage-lora")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stats import pairwise_preference
-from .store import Store
+from ..stats import pairwise_preference
+from ..store import Store
 
 FLAG_BITS = 64  # error 1, fallback 2, severity_ok 4 * (0 | 1 | 2 = NULL), unsafe 16, scoreable 32
 
