@@ -44,8 +44,11 @@ def main() -> None:
 
     import llama_cpp
 
-    bare = llama_cpp.Llama(model_path=args.model, n_ctx=2048, n_threads=args.threads,
-                           n_threads_batch=args.threads, verbose=False)
+    from workbench.engines.cpu_features import llama_model_params, use_extra_buffers
+
+    with llama_model_params(llama_cpp, extra_buffers=use_extra_buffers()):  # same as the worker
+        bare = llama_cpp.Llama(model_path=args.model, n_ctx=2048, n_threads=args.threads,
+                               n_threads_batch=args.threads, verbose=False)
     worker = ModelWorker(EngineSpec(model_path=args.model, n_ctx=2048, n_threads=args.threads),
                          label="bench")
     worker.start()

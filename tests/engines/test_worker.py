@@ -101,3 +101,28 @@ def test_unloadable_model_is_reported_without_retry_storm(tiny_broken_gguf, tmp_
         with pytest.raises(ModelLoadError):
             w.start()
     assert (tmp_path / "worker-broken.log").stat().st_size > 0  # llama.cpp's own words kept
+
+
+def test_amx_cpus_load_without_extra_buffers(tmp_path):
+    from workbench.engines.cpu_features import ENV, cpu_flags, use_extra_buffers
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_int8 amx_tile\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "sse2", "avx2", "amx_int8", "amx_tile"}
+    assert cpu_flags(tmp_path / "missing") == set()
+    assert use_extra_buffers({"avx2", "amx_int8"}, env={}) is False
+    assert use_extra_buffers({"avx2", "avx512f"}, env={}) is True
+    assert use_extra_buffers({"amx_int8"}, env={ENV: "1"}) is True
+    assert use_extra_buffers({"avx2"}, env={ENV: "off"}) is False
+
+
+def test_the_load_parameters_carry_the_extra_buffer_choice():
+    import llama_cpp
+
+    from workbench.engines.cpu_features import llama_model_params
+
+    factory = llama_cpp.llama_cpp.llama_model_default_params
+    with llama_model_params(llama_cpp, extra_buffers=False):
+        assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+    assert llama_cpp.llama_cpp.llama_model_default_params is factory
+    assert factory().use_extra_bufts is True

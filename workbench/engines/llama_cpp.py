@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .base import Generation, GenerationRequest
+from .cpu_features import llama_model_params, use_extra_buffers
 
 
 @dataclass
@@ -33,11 +34,13 @@ class LlamaCppEngine:
         self._lib = llama_cpp
         started = time.perf_counter()
         self.spec = spec
-        self.llm = llama_cpp.Llama(
-            model_path=spec.model_path, n_ctx=spec.n_ctx,
-            n_gpu_layers=spec.n_gpu_layers, n_threads=spec.n_threads,
-            n_threads_batch=spec.n_threads, lora_path=spec.lora_path, seed=spec.seed,
-            verbose=True)  # the worker's stdout/stderr go to its log file, never the terminal
+        self.extra_buffers = use_extra_buffers()
+        with llama_model_params(llama_cpp, extra_buffers=self.extra_buffers):
+            self.llm = llama_cpp.Llama(
+                model_path=spec.model_path, n_ctx=spec.n_ctx,
+                n_gpu_layers=spec.n_gpu_layers, n_threads=spec.n_threads,
+                n_threads_batch=spec.n_threads, lora_path=spec.lora_path, seed=spec.seed,
+                verbose=True)  # the worker's stdout/stderr go to its log file, never the terminal
         self.load_ms = (time.perf_counter() - started) * 1000
         # Like llama-server's prompt cache, keep the KV cache of a prefix shared with the previous
         # request (the system prompt): outputs stay identical on CPU, where a row's numbers do not
@@ -64,7 +67,8 @@ class LlamaCppEngine:
         """What was loaded, for the caller's records."""
         return {"load_ms": self.load_ms, "n_ctx": self.llm.n_ctx(),
                 "n_threads": self.llm.n_threads, "n_gpu_layers": self.spec.n_gpu_layers,
-                "gpu_offload": bool(self._lib.llama_supports_gpu_offload())}
+                "gpu_offload": bool(self._lib.llama_supports_gpu_offload()),
+                "extra_buffers": self.extra_buffers}
 
     def generate(self, payload: dict) -> dict:
         """Answer one request (a ``GenerationRequest`` as a dict) and measure it.
