@@ -6,8 +6,6 @@ opener passed in (``open_ui``) for the commands that open a screen (``workbench 
 
 from __future__ import annotations
 
-import sys
-
 
 def open_ui(workspace: str | None = None, rate: tuple[int, str] | None = None) -> int:
     """Run the terminal UI (imported only now, so headless commands never pay for Textual)."""
@@ -18,10 +16,6 @@ def open_ui(workspace: str | None = None, rate: tuple[int, str] | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script."""
-    from workbench.cli import main as cli_main, ui_workspace
+    from workbench.cli import main as cli_main
 
-    argv = sys.argv[1:] if argv is None else argv
-    workspace = ui_workspace(argv)
-    if workspace is not False:  # no subcommand: open the UI before importing anything heavy
-        return open_ui(workspace)
     return cli_main(argv, open_ui=open_ui)

@@ -1,8 +1,8 @@
 """The headless `workbench` subcommands.
 
-The installed ``workbench`` command is ``screens.launcher.main``: it opens the UI when no subcommand
-is given and passes its UI opener in as ``open_ui`` for the commands that open a screen, so the
-core never imports the UI. ``python -m workbench`` is this module alone: headless.
+The installed ``workbench`` command is ``screens.launcher.main``, which calls ``main`` with its UI
+opener as ``open_ui``: no subcommand (or ``rate``) then opens the UI, and the core never imports
+it. ``python -m workbench`` calls ``main`` without one: headless.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ NO_UI = ("this entry point is headless: the terminal UI opens with the installed
          "command (or `python -m screens`)")
 
 
-def ui_workspace(argv: list[str]) -> str | None | bool:
+def _ui_only(argv: list[str]) -> str | None | bool:
     """The workspace to open the UI on when ``argv`` names no subcommand, else False."""
     workspace = None
     rest = list(argv)
@@ -55,14 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, open_ui: UiOpener | None = None) -> int:
     """Run one subcommand; with no subcommand, open the UI through ``open_ui`` (if given)."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    workspace = _ui_only(argv)
+    if workspace is not False:  # no subcommand: open the UI before importing anything heavy
         if open_ui is None:
-            parser.print_usage(sys.stderr)
+            build_parser().print_usage(sys.stderr)
             print(f"error: no command given; {NO_UI}", file=sys.stderr)
             return 2
-        return open_ui(args.workspace)
+        return open_ui(workspace)
+    args = build_parser().parse_args(argv)
     if getattr(args, "opens_ui", False) and open_ui is None:
         print(f"error: {NO_UI}", file=sys.stderr)
         return 2
