@@ -9,7 +9,7 @@ from workbench.store.migrations import MIGRATIONS
 
 ALL_TABLES = {"models", "model_benchmarks", "variants", "datasets", "items", "experiments",
               "experiment_arms", "runs", "rating_sessions", "ratings", "finetune_jobs",
-              "training_metrics", "parity_checks", "drift_checks", "alerts"}
+              "training_metrics", "parity_checks", "drift_checks", "alerts", "endpoints"}
 
 
 def tables(path):
@@ -74,3 +74,65 @@ def test_replacing_a_dataset_with_experiments_is_refused(tmp_path):
     with pytest.raises(ValueError, match="already has experiments"):
         store.save_dataset("d", [{"key": "k2", "input": "y"}], source_path=None, sha256=None,
                            n_rejected=0)
+
+
+def test_upgrade_to_engines_keeps_variants_experiments_and_runs(tmp_path):
+    path2 = tmp_path / "with-data.db"
+    db = open_database(path2, migrate=False)
+    MIGRATIONS.apply(db, stop_before="m004_engines")
+    db["models"].insert({"id": "m", "path": "/x.gguf", "added_at": "2026-01-01"})
+    for vid, name in ((1, "a"), (2, "b")):
+        db["variants"].insert({"id": vid, "name": name, "model_id": "m", "system_prompt": "S",
+                               "created_at": "2026-01-01"})
+    db["datasets"].insert({"id": 1, "name": "d", "imported_at": "2026-01-01"})
+    db["items"].insert({"id": 1, "dataset_id": 1, "key": "k"})
+    db["experiments"].insert({"id": 1, "name": "e", "dataset_id": 1, "mode": "shadow",
+                              "created_at": "2026-01-01"})
+    db["experiment_arms"].insert_all([{"experiment_id": 1, "arm": "A", "variant_id": 1},
+                                      {"experiment_id": 1, "arm": "B", "variant_id": 2}])
+    db["runs"].insert({"experiment_id": 1, "item_id": 1, "variant_id": 2, "arm": "B",
+                       "output": "kept", "created_at": "2026-01-01"})
+    db.conn.commit()
+    db.close()
+    store = Store(path2)
+    assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "m004_engines"
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert store.get_variant("a").system_prompt == "S" and store.get_variant("a").target == "m"
+    assert store.get_experiment(1).arms == {"A": 1, "B": 2}
+    assert store.runs(1)[0]["output"] == "kept" and store.runs(1)[0]["engine"] is None
+    assert store.get_model("m").engine == "auto"
+    store.add_endpoint("ollama", "http://127.0.0.1:11434/", api_key_env="OLLAMA_KEY",
+                       model="llama3")
+    v = store.create_variant("remote", endpoint="ollama", endpoint_model="qwen3")
+    assert v.model_id is None and v.target == "ollama:qwen3"
+    assert store.get_endpoint("ollama").base_url == "http://127.0.0.1:11434"
+
+
+def test_a_variant_names_a_model_or_an_endpoint_never_both(tmp_path):
+    store = Store(tmp_path / "w.db")
+    store.upsert_model(ModelRecord(id="m", path="/x.gguf"))
+    store.add_endpoint("e", "http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="either a model or an endpoint"):
+        store.create_variant("x", "m", endpoint="e")
+    with pytest.raises(ValueError, match="either a model or an endpoint"):
+        store.create_variant("x")
+    with pytest.raises(ValueError, match="LoRA adapter goes with a local model"):
+        store.create_variant("x", endpoint="e", lora_path="/a.gguf")
+    with pytest.raises(ValueError, match="http:// or https://"):
+        store.add_endpoint("bad", "127.0.0.1:8080")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        store.set_model_settings("m", engine="gpu")
+    lora = store.create_variant("tuned", "m", lora_path="/tmp/ft/adapter.gguf", lora_scale=0.5)
+    assert lora.target == "m + adapter.gguf x0.5"
+
+
+def test_a_json_schema_keeps_its_property_order(tmp_path):
+    """Grammar-constrained generation writes properties in schema order: severity first stays
+    first (sorted keys would make the model write first_step before it)."""
+    store = Store(tmp_path / "w.db")
+    store.upsert_model(ModelRecord(id="m", path="/x.gguf"))
+    schema = {"type": "object", "properties": {"severity": {}, "root_cause": {}, "first_step": {}},
+              "required": ["severity", "root_cause", "first_step"]}
+    variant = store.create_variant("json", "m", json_schema=schema)
+    assert list(variant.json_schema["properties"]) == ["severity", "root_cause", "first_step"]
+    assert list(variant.json_schema) == ["type", "properties", "required"]

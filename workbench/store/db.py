@@ -35,9 +35,11 @@ def open_database(path: str | Path, *, migrate: bool = True) -> Database:
     return db
 
 
-def dumps(value: Any) -> str | None:
-    """JSON-encode for a TEXT column (None stays NULL)."""
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+def dumps(value: Any, *, sort_keys: bool = True) -> str | None:
+    """JSON-encode for a TEXT column (None stays NULL). ``sort_keys=False`` keeps the order
+    where it means something (a JSON schema's properties: grammar-constrained generation
+    writes them in that order)."""
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=sort_keys)
 
 
 def loads(value: str | None) -> Any:

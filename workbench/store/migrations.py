@@ -272,3 +272,43 @@ def m003_finetune_export_drift(db: Database) -> None:
         )
         """,
     )
+
+
+@MIGRATIONS(name="m004_engines")
+def m004_engines(db: Database) -> None:
+    """HTTP endpoints; a variant on an endpoint model or with a LoRA adapter; engine per model/run.
+
+    ``variants.model_id`` becomes nullable (a variant names either a local model or an endpoint).
+    """
+    _run(
+        db,
+        """
+        CREATE TABLE endpoints (
+            name TEXT PRIMARY KEY,
+            base_url TEXT NOT NULL,
+            api_key_env TEXT,
+            model TEXT,
+            concurrency INTEGER,
+            stream INTEGER NOT NULL DEFAULT 1,
+            kind TEXT,
+            version TEXT,
+            probe TEXT,
+            probed_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE models ADD COLUMN engine TEXT NOT NULL DEFAULT 'auto';
+        ALTER TABLE models ADD COLUMN server_slots INTEGER;
+        ALTER TABLE runs ADD COLUMN engine TEXT;
+        ALTER TABLE runs ADD COLUMN usage_source TEXT
+        """,
+    )
+    db["variants"].transform(not_null={"model_id": False})
+    _run(
+        db,
+        """
+        ALTER TABLE variants ADD COLUMN endpoint TEXT REFERENCES endpoints(name);
+        ALTER TABLE variants ADD COLUMN endpoint_model TEXT;
+        ALTER TABLE variants ADD COLUMN lora_path TEXT;
+        ALTER TABLE variants ADD COLUMN lora_scale REAL NOT NULL DEFAULT 1.0
+        """,
+    )

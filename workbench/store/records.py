@@ -37,6 +37,8 @@ class ModelRecord:
     n_threads: int | None = None
     lineage: dict | None = None
     added_at: str | None = None
+    engine: str = "auto"  # auto (managed llama-server when a binary exists), worker or server
+    server_slots: int | None = None  # --parallel of its managed llama-server (None: default)
 
     @classmethod
     def from_row(cls, row: dict) -> "ModelRecord":
@@ -45,9 +47,12 @@ class ModelRecord:
 
 @dataclass
 class Variant:
+    """Prompt and sampling on one target: a local GGUF (``model_id``, optionally with a LoRA
+    adapter GGUF) or a model served by an HTTP endpoint (``endpoint`` + ``endpoint_model``)."""
+
     id: int
     name: str
-    model_id: str
+    model_id: str | None = None
     system_prompt: str | None = None
     temperature: float = 0.0
     top_p: float = 1.0
@@ -55,10 +60,46 @@ class Variant:
     seed: int = 0
     json_schema: dict | None = None
     created_at: str | None = None
+    endpoint: str | None = None
+    endpoint_model: str | None = None
+    lora_path: str | None = None
+    lora_scale: float = 1.0
 
     @classmethod
     def from_row(cls, row: dict) -> "Variant":
         return _from_row(cls, row, ("json_schema",))
+
+    @property
+    def target(self) -> str:
+        """What answers: ``model``, ``model + adapter.gguf`` or ``endpoint:model``."""
+        if self.endpoint:
+            return f"{self.endpoint}:{self.endpoint_model or '(default model)'}"
+        if self.lora_path:
+            name = self.lora_path.replace("\\", "/").rsplit("/", 1)[-1]
+            scale = "" if self.lora_scale == 1.0 else f" x{self.lora_scale:g}"
+            return f"{self.model_id} + {name}{scale}"
+        return str(self.model_id)
+
+
+@dataclass
+class Endpoint:
+    """An OpenAI-compatible server: where it is, which env var holds its key, what a probe found."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    model: str | None = None
+    concurrency: int | None = None
+    stream: int = 1
+    kind: str | None = None
+    version: str | None = None
+    probe: dict | None = None
+    probed_at: str | None = None
+    created_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Endpoint":
+        return _from_row(cls, row, ("probe",))
 
 
 @dataclass

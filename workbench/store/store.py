@@ -12,13 +12,15 @@ from typing import Any, Iterable, Iterator
 from sqlite_utils import Database
 
 from .db import dumps, open_database, utcnow
-from .records import Experiment, Item, ModelRecord, Variant
+from .records import Endpoint, Experiment, Item, ModelRecord, Variant
 
 RUN_COLUMNS = (
     "experiment_id", "item_id", "variant_id", "arm", "output", "latency_ms", "ttft_ms",
     "prompt_tokens", "completion_tokens", "decode_tps", "prompt_tps", "finish_reason", "error",
     "fallback", "severity_pred", "severity_ok", "json_valid", "secrets", "scores", "created_at",
+    "engine", "usage_source",
 )
+MODEL_ENGINES = ("auto", "worker", "server")
 
 
 class NotFound(LookupError):
@@ -77,11 +79,17 @@ class Store:
         return [ModelRecord.from_row(r) for r in self.rows("SELECT * FROM models ORDER BY id")]
 
     def set_model_settings(self, model_id: str, **settings: Any) -> ModelRecord:
-        """Change n_gpu_layers / n_ctx / n_threads of a registered model."""
-        allowed = {"n_gpu_layers", "n_ctx", "n_threads"}
+        """Change n_gpu_layers / n_ctx / n_threads / engine / server_slots of a registered model."""
+        allowed = {"n_gpu_layers", "n_ctx", "n_threads", "engine", "server_slots"}
         unknown = set(settings) - allowed
         if unknown:
             raise ValueError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
+        if "engine" in settings and settings["engine"] not in MODEL_ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(MODEL_ENGINES)}, "
+                             f"not {settings['engine']!r}")
+        for name in ("n_ctx", "server_slots"):
+            if settings.get(name) is not None and int(settings[name]) < 1:
+                raise ValueError(f"{name} must be at least 1")
         self.get_model(model_id)
         with self.db.atomic():
             self.db["models"].update(model_id, settings)
@@ -97,18 +105,32 @@ class Store:
                          [model_id])
 
     # -- variants ---------------------------------------------------------------------------
-    def create_variant(self, name: str, model_id: str, *, system_prompt: str | None = None,
-                       temperature: float = 0.0, top_p: float = 1.0, max_tokens: int = 256,
-                       seed: int = 0, json_schema: dict | None = None) -> Variant:
-        """Create a named variant (model + system prompt + sampling parameters)."""
-        self.get_model(model_id)
+    def create_variant(self, name: str, model_id: str | None = None, *,
+                       system_prompt: str | None = None, temperature: float = 0.0,
+                       top_p: float = 1.0, max_tokens: int = 256, seed: int = 0,
+                       json_schema: dict | None = None, endpoint: str | None = None,
+                       endpoint_model: str | None = None, lora_path: str | None = None,
+                       lora_scale: float = 1.0) -> Variant:
+        """Create a named variant: a local model (optionally + a LoRA adapter GGUF) or an
+        endpoint's model, with a system prompt and sampling parameters."""
+        if bool(model_id) == bool(endpoint):
+            raise ValueError("a variant needs either a model or an endpoint (not both)")
+        if model_id:
+            self.get_model(model_id)
+        else:
+            self.get_endpoint(endpoint)
+            if lora_path:
+                raise ValueError("a LoRA adapter goes with a local model, not an endpoint")
         if self.rows("SELECT 1 FROM variants WHERE name = ?", [name]):
             raise ValueError(f"a variant named {name!r} already exists")
         with self.db.atomic():
             self.db["variants"].insert({
                 "name": name, "model_id": model_id, "system_prompt": system_prompt,
                 "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-                "seed": seed, "json_schema": dumps(json_schema), "created_at": utcnow(),
+                "seed": seed, "json_schema": dumps(json_schema, sort_keys=False),
+                "created_at": utcnow(),
+                "endpoint": endpoint, "endpoint_model": endpoint_model,
+                "lora_path": lora_path, "lora_scale": lora_scale,
             })
         return self.get_variant(name)
 
@@ -123,6 +145,42 @@ class Store:
 
     def list_variants(self) -> list[Variant]:
         return [Variant.from_row(r) for r in self.rows("SELECT * FROM variants ORDER BY id")]
+
+    # -- endpoints --------------------------------------------------------------------------
+    def add_endpoint(self, name: str, base_url: str, *, api_key_env: str | None = None,
+                     model: str | None = None, concurrency: int | None = None,
+                     stream: bool = True) -> Endpoint:
+        """Register an OpenAI-compatible endpoint. Only the *name* of the key's env var is kept."""
+        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"endpoint name {name!r}: use letters, digits, '-', '_' or '.'")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.rows("SELECT 1 FROM endpoints WHERE name = ?", [name]):
+            raise ValueError(f"an endpoint named {name!r} already exists")
+        with self.db.atomic():
+            self.db["endpoints"].insert({
+                "name": name, "base_url": base_url.rstrip("/"), "api_key_env": api_key_env,
+                "model": model, "concurrency": concurrency, "stream": int(bool(stream)),
+                "created_at": utcnow()})
+        return self.get_endpoint(name)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return Endpoint.from_row(self._one("SELECT * FROM endpoints WHERE name = ?", [name],
+                                           f"no endpoint {name!r} (see `workbench endpoints list`)"))
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [Endpoint.from_row(r) for r in self.rows("SELECT * FROM endpoints ORDER BY name")]
+
+    def record_probe(self, name: str, probe: dict) -> Endpoint:
+        """Keep what a probe found (engine kind, version, models, context, chat template)."""
+        self.get_endpoint(name)
+        with self.db.atomic():
+            self.db["endpoints"].update(name, {
+                "kind": probe.get("kind"), "version": probe.get("version"),
+                "probe": dumps(probe), "probed_at": utcnow()})
+        return self.get_endpoint(name)
 
     # -- datasets and items -----------------------------------------------------------------
     def save_dataset(self, name: str, items: list[dict], *, source_path: str | None,
