@@ -49,12 +49,31 @@ class Generation:
         return self.error is None
 
     @classmethod
-    def failed(cls, message: str, latency_ms: float | None = None) -> "Generation":
-        return cls(error=message, latency_ms=latency_ms)
+    def failed(cls, message: str, latency_ms: float | None = None, **extra: Any) -> "Generation":
+        return cls(error=message, latency_ms=latency_ms, extra=dict(extra))
+
+    @classmethod
+    def unavailable(cls, message: str, latency_ms: float | None = None) -> "Generation":
+        """The engine itself is gone (server unreachable or dead): not an answer of the model.
+
+        A replay stores nothing for it and stops, so a resume reruns the item.
+        """
+        return cls.failed(message, latency_ms, unavailable=True)
+
+    @property
+    def engine_unavailable(self) -> bool:
+        return bool(self.extra.get("unavailable"))
 
 
 class Backend(Protocol):
-    """Anything that can answer a request: a llama.cpp worker process, an HTTP endpoint."""
+    """Anything that can answer a request: a llama.cpp worker process, an HTTP endpoint.
+
+    ``slots`` is how many requests it serves at once (1 for a worker process; a server's slot
+    count); ``engine`` is the label recorded on every run it answers.
+    """
+
+    slots: int
+    engine: str
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Answer one request; never raise for model failures, return ``Generation.failed``."""

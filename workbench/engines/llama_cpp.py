@@ -18,6 +18,7 @@ class EngineSpec:
     n_gpu_layers: int = 0
     n_threads: int | None = None
     lora_path: str | None = None
+    lora_scale: float = 1.0
     seed: int = 0
     reuse_prefix: bool | None = None  # None: reuse the KV cache of a shared prefix on CPU only
 
@@ -39,7 +40,8 @@ class LlamaCppEngine:
             self.llm = llama_cpp.Llama(
                 model_path=spec.model_path, n_ctx=spec.n_ctx,
                 n_gpu_layers=spec.n_gpu_layers, n_threads=spec.n_threads,
-                n_threads_batch=spec.n_threads, lora_path=spec.lora_path, seed=spec.seed,
+                n_threads_batch=spec.n_threads, lora_path=spec.lora_path,
+                lora_scale=spec.lora_scale, seed=spec.seed,
                 verbose=True)  # the worker's stdout/stderr go to its log file, never the terminal
         self.load_ms = (time.perf_counter() - started) * 1000
         # Like llama-server's prompt cache, keep the KV cache of a prefix shared with the previous
@@ -115,7 +117,7 @@ class LlamaCppEngine:
             completion_tokens=completion,
             decode_tps=perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms > 0 else None,
             prompt_tps=perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms > 0 else None,
-            finish_reason=finish)
+            finish_reason=finish, extra={"usage_source": "counted"})
         return asdict(result)
 
     def _generate_plain(self, kwargs: dict) -> dict:
@@ -128,7 +130,7 @@ class LlamaCppEngine:
             text=choice["message"]["content"] or "",
             latency_ms=(time.perf_counter() - started) * 1000,
             prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
-            finish_reason=choice["finish_reason"]))
+            finish_reason=choice["finish_reason"], extra={"usage_source": "response"}))
 
     def close(self) -> None:
         self.llm.close()

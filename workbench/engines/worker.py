@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .exits import describe_exit
 from .base import Generation, GenerationRequest
 from .llama_cpp import EngineSpec
 
@@ -34,17 +35,6 @@ class ModelLoadError(WorkerError):
 
 class WorkerCrashed(WorkerError):
     """The worker process died."""
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"
 
 
 def _log_tail(path: Path | None, lines: int = 3) -> str:
@@ -95,6 +85,8 @@ def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0) -> None:
 class ModelWorker:
     """A handle on one model worker process. Thread-safe: one request at a time."""
 
+    slots = 1  # llama-cpp-python cannot batch: one generation at a time
+
     def __init__(self, spec: EngineSpec, *, label: str = "model", log_dir: Path | None = None,
                  request_timeout: float = REQUEST_TIMEOUT_S, niceness: int = 0):
         """``niceness`` > 0 lowers the worker's CPU priority (so an interactive UI stays snappy)."""
@@ -109,6 +101,11 @@ class ModelWorker:
         self._process = None
         self._conn = None
         self._lock = threading.RLock()
+
+    @property
+    def engine(self) -> str:
+        """The label stored on each run this worker answers."""
+        return "llama.cpp worker (embedded)"
 
     @property
     def pid(self) -> int | None:
@@ -174,7 +171,7 @@ class ModelWorker:
                     pass
                 code = self._process.exitcode
                 self._reap()
-                raise WorkerCrashed(f"model worker {_describe_exit(code)} while {doing}"
+                raise WorkerCrashed(f"model worker {describe_exit(code)} while {doing}"
                                     + _log_tail(self.log_path))
             if time.monotonic() > deadline:
                 self._reap(kill=True)
