@@ -36,7 +36,7 @@ def _ui_only(argv: list[str]) -> str | None | bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command line (imports every subcommand module)."""
-    from . import catalog, experiments, finetune, ratings
+    from . import catalog, endpoints, experiments, finetune, ratings
 
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command")
     catalog.add_parsers(sub)
+    endpoints.add_parsers(sub)
     experiments.add_parsers(sub)
     ratings.add_parsers(sub)
     finetune.add_parsers(sub)

@@ -33,6 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-gpu-layers", type=int)
     p.add_argument("--n-ctx", type=int)
     p.add_argument("--threads", type=int, dest="n_threads")
+    p.add_argument("--engine", choices=("auto", "worker", "server"),
+                   help="auto: a managed llama-server when a binary exists, else the embedded "
+                        "worker; worker: always embedded; server: always llama-server")
+    p.add_argument("--server-slots", type=int, metavar="N",
+                   help="parallel slots of its managed llama-server (default 8)")
     p.set_defaults(func=models_set)
     p = models.add_parser("bench", help="quick benchmark: prompt tok/s, decode tok/s, TTFT")
     p.add_argument("model_id")
@@ -63,7 +68,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=variants_list)
     p = variants.add_parser("add", help="create a variant")
     p.add_argument("name")
-    p.add_argument("--model", required=True, help="model id (see `workbench models list`)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help="local model id (see `workbench models list`)")
+    target.add_argument("--endpoint", help="an endpoint (see `workbench endpoints list`)")
+    p.add_argument("--endpoint-model", metavar="NAME",
+                   help="the endpoint's model to use (default: the endpoint's default model)")
+    p.add_argument("--lora", type=Path, metavar="ADAPTER.gguf",
+                   help="a LoRA adapter GGUF on the --model (what `finetune export` writes)")
+    p.add_argument("--lora-scale", type=float, default=1.0)
     p.add_argument("--system", help="system prompt")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-p", type=float, default=1.0)
@@ -94,14 +106,26 @@ def models_add(ws: OpenedWorkspace, args) -> int:
     return 0
 
 
+def _engine_text(model) -> str:
+    from ..experiments.arm_engines import engine_choice, server_slots
+
+    try:
+        kind, why = engine_choice(model)
+    except RuntimeError as exc:
+        return f"none: {exc}"
+    return f"{why}, {server_slots(model)} slots" if kind == "server" else why
+
+
 def models_show(ws: OpenedWorkspace, args) -> int:
     model = ws.registry.get(args.model_id)
-    data = {**asdict(model), "benchmarks": ws.store.benchmarks(model.id)}
+    data = {**asdict(model), "engine_used": _engine_text(model),
+            "benchmarks": ws.store.benchmarks(model.id)}
     if args.json:
         print_json(data)
         return 0
     for key, value in asdict(model).items():
         print(f"{key:18} {value if value is not None else '-'}")
+    print(f"{'replays run on':18} {data['engine_used']}")
     for bench in data["benchmarks"][:5]:
         print(f"benchmark {bench['created_at']}: prompt {bench['prompt_tps']:.0f} tok/s, "
               f"decode {bench['decode_tps']:.1f} tok/s, TTFT {bench['ttft_ms']:.0f} ms")
@@ -109,11 +133,13 @@ def models_show(ws: OpenedWorkspace, args) -> int:
 
 
 def models_set(ws: OpenedWorkspace, args) -> int:
-    settings = {k: getattr(args, k) for k in ("n_gpu_layers", "n_ctx", "n_threads")
-                if getattr(args, k) is not None}
+    settings = {k: getattr(args, k) for k in ("n_gpu_layers", "n_ctx", "n_threads", "engine",
+                                              "server_slots") if getattr(args, k) is not None}
     model = ws.store.set_model_settings(args.model_id, **settings)
     print(f"{model.id}: n_gpu_layers={model.n_gpu_layers} n_ctx={model.n_ctx} "
-          f"n_threads={model.n_threads or 'auto'}")
+          f"n_threads={model.n_threads or 'auto'} engine={model.engine} "
+          f"server_slots={model.server_slots or 'default'}")
+    print(f"replays run on: {_engine_text(model)}")
     return 0
 
 
@@ -176,16 +202,25 @@ def variants_list(ws: OpenedWorkspace, args) -> int:
     if args.json:
         print_json([asdict(v) for v in variants])
         return 0
-    print_table(("id", "name", "model", "temp", "top_p", "max tokens", "seed", "json", "system prompt"),
-                ((v.id, v.name, v.model_id, v.temperature, v.top_p, v.max_tokens, v.seed,
+    print_table(("id", "name", "target", "temp", "top_p", "max tokens", "seed", "json", "system prompt"),
+                ((v.id, v.name, v.target, v.temperature, v.top_p, v.max_tokens, v.seed,
                   "yes" if v.json_schema else "no", (v.system_prompt or "")[:40]) for v in variants))
     return 0
 
 
 def variants_add(ws: OpenedWorkspace, args) -> int:
     schema = json.loads(args.json_schema.read_text()) if args.json_schema else None
+    lora = None
+    if args.lora is not None:
+        from ..models.registry import check_lora_adapter
+
+        lora = check_lora_adapter(args.lora)
+    if args.endpoint_model and not args.endpoint:
+        raise ValueError("--endpoint-model goes with --endpoint")
     variant = ws.store.create_variant(
         args.name, args.model, system_prompt=args.system, temperature=args.temperature,
-        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, json_schema=schema)
-    print(f"created variant {variant.name} (id {variant.id}) on {variant.model_id}")
+        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, json_schema=schema,
+        endpoint=args.endpoint, endpoint_model=args.endpoint_model, lora_path=lora,
+        lora_scale=args.lora_scale)
+    print(f"created variant {variant.name} (id {variant.id}) on {variant.target}")
     return 0

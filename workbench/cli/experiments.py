@@ -18,10 +18,17 @@ from .output import ProgressBar, print_json, print_table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="replay a dataset through variants A and B")
+    p = sub.add_parser("replay", help="replay a dataset through variants A, B (, C, ...)")
     p.add_argument("dataset", nargs="?", help="dataset name, id, or a JSONL file to import")
     p.add_argument("--a", help="variant A (production): variant name or model id")
     p.add_argument("--b", help="variant B (candidate): variant name or model id")
+    p.add_argument("--c", help="variant C (a third arm; shadow mode)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME",
+                   help="an arm's variant, repeatable instead of --a/--b/--c: the first is A "
+                        "(the baseline), then B, C, ...")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="requests in flight per arm (default: the engine's slots; 1 for an "
+                        "embedded worker)")
     p.add_argument("--mode", choices=MODES, default="shadow")
     p.add_argument("--weight-b", type=float, default=0.5, help="share of traffic for B (split/canary)")
     p.add_argument("--canary-users", default="", help="comma-separated user ids that always get B")
@@ -86,39 +93,87 @@ def _dataset_id(ws: OpenedWorkspace, ref: str) -> int:
     return ws.store.get_dataset(ref)["id"]
 
 
+def _arm_refs(args) -> list[str] | str:
+    """The variants named for the arms, in arm order, or an error message."""
+    letters = [x for x in (args.a, args.b, args.c) if x]
+    if args.variant and letters:
+        return "use either --variant (repeated) or --a/--b/--c, not both"
+    refs = list(args.variant) or letters
+    if (args.a is None or args.b is None) and letters:
+        return "--a and --b are both needed (--c adds a third arm)"
+    if len(refs) < 2:
+        return "replay needs DATASET and two or more variants: --a A --b B, or --variant X " \
+               "--variant Y [...] (or --resume EXPERIMENT)"
+    if len(refs) > 26:
+        return "at most 26 arms"
+    if len(refs) > 2 and args.mode != "shadow":
+        return f"{args.mode} mode routes traffic between two arms; 3+ arms need --mode shadow"
+    return refs
+
+
+def _print_plan(ws: OpenedWorkspace, exp, concurrency: int | None) -> str | None:
+    """Say which engine serves each arm; return an error if one cannot be served."""
+    from ..experiments.arm_engines import ArmEngines
+
+    variants = {arm: ws.store.get_variant(vid) for arm, vid in exp.arms.items()}
+    try:
+        plans = ArmEngines(ws.store, concurrency=concurrency).plan(variants)
+    except RuntimeError as exc:  # e.g. a model set to `server` and no llama-server binary
+        return str(exc)
+    for plan in plans:
+        print(f"  {plan.arm}: {plan.variant.name} ({plan.variant.target}) on {plan.why}, "
+              f"{plan.concurrency} in flight", file=sys.stderr)
+    return None
+
+
 def replay(ws: OpenedWorkspace, args) -> int:
+    if args.concurrency is not None and args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
     if args.resume:
         exp = ws.store.get_experiment(args.resume)
     else:
-        if not (args.dataset and args.a and args.b):
-            print("replay needs DATASET --a A --b B (or --resume EXPERIMENT)", file=sys.stderr)
+        refs = _arm_refs(args) if args.dataset else "replay needs a DATASET (or --resume EXPERIMENT)"
+        if isinstance(refs, str):
+            print(f"error: {refs}", file=sys.stderr)
             return 2
         if not 0.0 <= args.weight_b <= 1.0:
-            print("--weight-b must be between 0 and 1", file=sys.stderr)
+            print("error: --weight-b must be between 0 and 1", file=sys.stderr)
             return 2
         dataset_id = _dataset_id(ws, args.dataset)
-        arms = {"A": _variant_id(ws, args.a), "B": _variant_id(ws, args.b)}
+        arms = {chr(ord("A") + k): _variant_id(ws, ref) for k, ref in enumerate(refs)}
         users = [u.strip() for u in args.canary_users.split(",") if u.strip()]
-        name = args.name or f"{args.a} vs {args.b} ({args.mode})"
+        name = args.name or f"{' vs '.join(refs)} ({args.mode})"
         exp = ws.store.create_experiment(name, dataset_id, arms, mode=args.mode,
                                          weight_b=args.weight_b, canary_users=users,
                                          item_limit=args.limit, seed=args.seed)
         print(f"experiment {exp.id}: {name}", file=sys.stderr)
+    problem = _print_plan(ws, exp, args.concurrency)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     job = Replay(ws.store.path, exp.id, log_dir=ws.workspace.root / "logs",
-                 retry_errors=args.retry_errors)
+                 retry_errors=args.retry_errors, concurrency=args.concurrency)
     bar = ProgressBar()
     progress = None
+    steps = job.run()
     try:
-        for progress in job.run():
+        for progress in steps:
             bar.update(progress.done, progress.total, progress.elapsed_s, progress.eta_s,
                        f"errors {progress.errors} fallbacks {progress.fallbacks}")
     except KeyboardInterrupt:
         job.cancel()
+        steps.close()  # ends the engines now: workers and managed servers
         bar.finish()
         Store(ws.store.path).set_experiment(exp.id, status="paused")
         print(f"stopped; finish it with: workbench replay --resume {exp.id}", file=sys.stderr)
         return 130
     bar.finish()
+    if progress is not None and progress.stopped_reason:
+        print(f"error: {progress.stopped_reason}", file=sys.stderr)
+        print(f"{progress.done} new run(s) stored; finish it with: workbench replay --resume "
+              f"{exp.id}", file=sys.stderr)
+        return 1
     print(render_text(build_report(ws.store, exp.id), summary_only=True))
     return 0 if progress is None or progress.finished else 1
 

@@ -22,9 +22,9 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 class ProgressBar:
     """A one-line progress bar with ETA on stderr (plain lines when stderr is not a terminal)."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream, self.width = stream, width
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+    def __init__(self, stream=None, width: int = 30):
+        self.stream, self.width = stream or sys.stderr, width  # sys.stderr as it is now
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_plain = -1
 
     def update(self, done: int, total: int, elapsed: float, eta: float | None, note: str = "") -> None:

@@ -87,8 +87,17 @@ def _arm_table(store: Store, exp, runs: Runs, ratings: Ratings, price: float | N
                                            rng=rng).to_dict(),
             "expert_safety": likert_mean(list(expert_safety.values()), n_resamples=1000,
                                          rng=rng).to_dict(),
+            "target": variant.target,
+            "engines": _engines_used(store, exp.id, arm),
         })
     return out
+
+
+def _engines_used(store: Store, exp_id: int, arm: str) -> list[dict]:
+    """Which engine answered an arm's runs and where their token counts came from."""
+    return store.rows("SELECT engine, usage_source, count(*) AS runs FROM runs "
+                      "WHERE experiment_id = ? AND arm = ? GROUP BY engine, usage_source "
+                      "ORDER BY runs DESC", [exp_id, arm])
 
 
 def _agreement(ratings: Ratings, metric: str, criteria: dict, rng, n_resamples: int):

@@ -1,7 +1,8 @@
 """Replay an experiment's items through its variants: shadow, split or canary; resumable.
 
-Each arm has its own model worker process and its own thread, so A and B generate truly in
-parallel. Every result is written to ``runs`` the moment it arrives, one transaction each, and the
+Every arm gets its engine from ``arm_engines`` (an embedded worker, a managed llama-server shared by
+the arms on one GGUF, or an HTTP endpoint) and keeps up to N requests in flight (one thread each),
+so arms generate truly in parallel and a server batches them. Every result is written to ``runs`` the moment it arrives, one transaction each, and the
 table is unique on (experiment, item, variant): a replay killed at any moment (even SIGKILL) and
 resumed ends with exactly one row per (item, variant).
 """
@@ -17,9 +18,6 @@ from typing import Callable, Iterator
 
 from .allocation import arms_for
 from ..engines.base import Backend, Generation, GenerationRequest
-from ..engines.llama_cpp import EngineSpec
-from ..engines.worker import ModelWorker
-from ..config import default_threads
 from .scoring import score_output
 from ..store import Experiment, Item, Store, Variant, utcnow
 
@@ -45,6 +43,8 @@ class Progress:
     last: dict | None = None
     finished: bool = False
     cancelled: bool = False
+    stopped_reason: str | None = None  # why the replay stopped early (engine gone, failed to start)
+    engines: dict[str, str] = field(default_factory=dict)  # arm -> engine label and width
 
     @property
     def elapsed_s(self) -> float:
@@ -98,18 +98,28 @@ def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
     return stored, stored + len(pending_tasks(store, exp, light=True))
 
 
-def worker_backend_factory(store: Store, log_dir: Path | None, concurrent: int, *,
-                           niceness: int = 0) -> BackendFactory:
-    """Backends that run each arm's model in its own worker process (``niceness`` > 0 yields
-    the CPU to an interactive UI)."""
-    def make(arm: str, variant: Variant, experiment_id: int) -> Backend:
-        model = store.get_model(variant.model_id)
-        spec = EngineSpec(model_path=model.path, n_ctx=model.n_ctx,
-                          n_gpu_layers=model.n_gpu_layers,
-                          n_threads=model.n_threads or default_threads(concurrent))
-        return ModelWorker(spec, label=f"exp{experiment_id}-{arm}", log_dir=log_dir,
-                           niceness=niceness)
-    return make
+class _FactoryEngines:
+    """Adapts a per-arm ``BackendFactory`` (tests, the UI's fake engines) to ``ArmEngines``."""
+
+    def __init__(self, factory: BackendFactory):
+        self.factory, self.backends = factory, {}
+
+    def build(self, variants: dict[str, Variant], experiment_id: int) -> dict[str, Backend]:
+        for arm, variant in variants.items():
+            self.backends[arm] = self.factory(arm, variant, experiment_id)
+        return dict(self.backends)
+
+    def kill(self) -> None:
+        for backend in list(self.backends.values()):
+            if getattr(backend, "kill", None):
+                backend.kill()
+
+    def close(self) -> None:
+        for backend in list(self.backends.values()):
+            backend.close()
+        self.backends.clear()
+        if getattr(self.factory, "close", None):
+            self.factory.close()
 
 
 @dataclass
@@ -117,27 +127,32 @@ class _Result:
     task: Task
     generation: Generation
     variant: Variant
+    engine: str
 
 
 @dataclass
 class Replay:
-    """One run of an experiment's pending work. Iterate ``run()`` for progress; ``cancel()`` stops."""
+    """One run of an experiment's pending work. Iterate ``run()`` for progress; ``cancel()`` stops.
+
+    ``concurrency`` is each arm's number of requests in flight (None: the engine's slots);
+    ``niceness`` > 0 lowers embedded workers' CPU priority (an interactive UI stays snappy).
+    """
 
     db_path: Path
     experiment_id: int
     log_dir: Path | None = None
     backend_factory: BackendFactory | None = None
     retry_errors: bool = False
+    concurrency: int | None = None
+    niceness: int = 0
     _cancel: threading.Event = field(default_factory=threading.Event)
-    _backends: dict = field(default_factory=dict)
+    _engines: object | None = None
 
     def cancel(self) -> None:
         """Stop soon: in-flight generations are abandoned (they rerun on resume)."""
         self._cancel.set()
-        for backend in list(self._backends.values()):
-            kill = getattr(backend, "kill", None)
-            if kill:
-                kill()
+        if self._engines is not None:
+            self._engines.kill()
 
     @property
     def cancelled(self) -> bool:
@@ -162,18 +177,27 @@ class Replay:
                 progress.finished = True
                 yield progress
                 return
-            factory = self.backend_factory or worker_backend_factory(
-                store, self.log_dir, concurrent=len({t.arm for t in tasks}))
+            backends = self._start_engines(store, variants, exp.id, progress)
+            if backends is None:
+                store.set_experiment(exp.id, status="paused")
+                yield progress
+                return
             results: queue.Queue = queue.Queue()
             for arm, variant in variants.items():
                 queues[arm] = queue.Queue()
-                self._backends[arm] = factory(arm, variant, exp.id)
-                thread = threading.Thread(target=self._serve_arm, name=f"replay-{arm}", daemon=True,
-                                          args=(queues[arm], self._backends[arm], variant, results))
-                thread.start()
-                threads.append(thread)
+                backend = backends[arm]
+                width = max(1, self.concurrency or getattr(backend, "slots", 1) or 1)
+                progress.engines[arm] = f"{getattr(backend, 'engine', type(backend).__name__)}" \
+                                        f" · {width} in flight"
+                for n in range(width):
+                    thread = threading.Thread(
+                        target=self._serve_arm, name=f"replay-{arm}-{n}", daemon=True,
+                        args=(queues[arm], backend, variant, results))
+                    thread.start()
+                    threads.append(thread)
             for task in tasks:
                 queues[task.arm].put(task)
+            yield progress
             outstanding = len(tasks)
             while outstanding and not self._cancel.is_set():
                 try:
@@ -181,6 +205,11 @@ class Replay:
                 except queue.Empty:
                     continue
                 if self._cancel.is_set():
+                    break
+                if result.generation.engine_unavailable:  # not an answer: store nothing, stop
+                    progress.stopped_reason = (f"arm {result.task.arm}: "
+                                               f"{result.generation.error}")
+                    self.cancel()
                     break
                 outstanding -= 1
                 run = self._store_result(store, exp, result)
@@ -202,16 +231,35 @@ class Replay:
         finally:
             self._cancel.set()
             for q in queues.values():
-                q.put(None)
-            for backend in self._backends.values():
-                backend.close()
+                for _ in range(len(threads)):
+                    q.put(None)
+            if self._engines is not None:
+                self._engines.close()
             for thread in threads:
                 thread.join(10)
-            self._backends.clear()
+            self._engines = None
             store.close()
+
+    def _start_engines(self, store: Store, variants: dict[str, Variant], exp_id: int,
+                       progress: Progress) -> dict[str, Backend] | None:
+        """Build every arm's backend; on failure say why on ``progress`` and return None."""
+        from .arm_engines import ArmEngines
+
+        if self.backend_factory is not None:
+            self._engines = _FactoryEngines(self.backend_factory)
+        else:
+            self._engines = ArmEngines(store, self.log_dir, concurrency=self.concurrency,
+                                       niceness=self.niceness)
+        try:
+            return self._engines.build(variants, exp_id)
+        except Exception as exc:  # noqa: BLE001 - a server that will not start is reported
+            progress.stopped_reason = f"could not start the engines: {exc}"
+            progress.cancelled = True
+            return None
 
     def _serve_arm(self, tasks: queue.Queue, backend: Backend, variant: Variant,
                    results: queue.Queue) -> None:
+        engine = getattr(backend, "engine", type(backend).__name__)
         while not self._cancel.is_set():
             task = tasks.get()
             if task is None or self._cancel.is_set():
@@ -220,7 +268,7 @@ class Replay:
                 generation = backend.generate(build_request(task.item, variant))
             except Exception as exc:  # noqa: BLE001 - a backend bug must not hang the replay
                 generation = Generation.failed(f"{type(exc).__name__}: {exc}")
-            results.put(_Result(task, generation, variant))
+            results.put(_Result(task, generation, variant, engine))
 
     @staticmethod
     def _store_result(store: Store, exp: Experiment, result: _Result) -> dict:
@@ -232,7 +280,8 @@ class Replay:
             "ttft_ms": gen.ttft_ms, "prompt_tokens": gen.prompt_tokens,
             "completion_tokens": gen.completion_tokens, "decode_tps": gen.decode_tps,
             "prompt_tps": gen.prompt_tps, "finish_reason": gen.finish_reason,
-            "error": gen.error, "fallback": task.fallback,
+            "error": gen.error, "fallback": task.fallback, "engine": result.engine,
+            "usage_source": gen.extra.get("usage_source"),
             **(scores.columns() if scores else {}),
         }
         store.record_run(run)

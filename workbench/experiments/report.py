@@ -52,6 +52,22 @@ def arm_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def engine_lines(report: dict) -> list[str]:
+    """Which engine answered each arm, and where its token counts came from."""
+    lines = []
+    for a in report["arms"]:
+        for e in a.get("engines") or []:
+            if e["engine"] is None:  # runs stored before engines were recorded
+                continue
+            usage = {"stream": "streamed usage", "response": "usage of the final response",
+                     "counted": "counted by llama.cpp"}.get(e["usage_source"] or "",
+                                                             e["usage_source"] or "unknown")
+            lines.append(f"{a['arm']} ({a.get('target') or a['variant']}): "
+                         f"{e['engine']}; tokens: {usage} "
+                         f"({e['runs']} runs)")
+    return lines
+
+
 def comparison_lines(report: dict) -> list[str]:
     """One line per paired comparison of each candidate against A."""
     lines = []
@@ -90,6 +106,25 @@ def comparison_lines(report: dict) -> list[str]:
     return lines
 
 
+def ranking_rows(report: dict) -> list[list[str]] | None:
+    """The Bradley-Terry ranking of 3+ arms (header first), or None with fewer arms."""
+    bt = report.get("bradley_terry")
+    if not bt:
+        return None
+    names = {a["arm"]: a["variant"] for a in report["arms"]}
+    rows = [["rank", "arm", "variant", "rating", "95% interval", "battles", "wins"]]
+    for r in bt["rows"]:
+        rows.append([str(r["rank"]), r["name"], names.get(r["name"], "-"), f"{r['rating']:.0f}",
+                     fmt_interval(r["ci"], 1, ".0f"), str(r["battles"]), f"{r['wins']:g}"])
+    return rows
+
+
+def ranking_caption(report: dict) -> str:
+    bt = report["bradley_terry"]
+    return (f"Ranking of {len(bt['rows'])} arms (Bradley-Terry from {bt['source']}, "
+            f"{bt['n_battles']} battles; {bt['anchor']} = 1000)")
+
+
 def verdict_rows(report: dict) -> list[list[str]]:
     rows = [["criterion", "value", "interval", "threshold", "p", "status"]]
     verdict = report.get("verdict") or {}
@@ -115,7 +150,11 @@ def render_text(report: dict, *, summary_only: bool = False) -> str:
     lines = [_header(report), ""] + aligned(arm_rows(report))
     if summary_only:
         return "\n".join(lines)
-    lines += [""] + comparison_lines(report)
+    lines += [""] + engine_lines(report) + [""] + comparison_lines(report)
+    ranking = ranking_rows(report)
+    if ranking:
+        lines += ["", ranking_caption(report)] + aligned(ranking)
+        lines += [f"note: {n}" for n in report["bradley_terry"].get("notes", [])]
     verdict = report.get("verdict")
     if verdict:
         seq = report["sequential"]
@@ -135,7 +174,11 @@ def _md_table(rows: list[list[str]]) -> list[str]:
 def render_markdown(report: dict) -> str:
     """The report as Markdown (for a pull request or an incident review)."""
     lines = [f"# {_header(report)}", "", "## Variants", ""] + _md_table(arm_rows(report))
+    lines += ["", "## Engines", ""] + [f"- {line}" for line in engine_lines(report)]
     lines += ["", "## Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)]
+    ranking = ranking_rows(report)
+    if ranking:
+        lines += ["", "## Ranking", "", ranking_caption(report), ""] + _md_table(ranking)
     verdict = report.get("verdict")
     if verdict:
         lines += ["", f"## Verdict: **{verdict['decision']}**", "", verdict["reason"], ""]

