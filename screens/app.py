@@ -211,9 +211,13 @@ class WorkbenchApp(App[int]):
         self.exit(0)
 
     def stop_background_work(self) -> None:
-        """Pause running replays (their stored runs stay) and end model workers this UI started."""
+        """Pause running replays (their stored runs stay); end the model workers and managed
+        llama-servers this UI started."""
+        from workbench.engines.llama_server import stop_all_servers
+
         for replay in list(self.replays.values()):
             replay.cancel()
+        stop_all_servers()
         for worker in list(self.loaded_models.values()):
             worker.kill()
         self.loaded_models.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,11 +25,34 @@ class FormChoices:
     datasets: list[dict]
     variants: list  # workbench.store.Variant
     models: list  # workbench.store.ModelRecord
+    endpoints: list = field(default_factory=list)  # workbench.store.Endpoint
+
+
+def target_options(models: list, endpoints: list) -> list[tuple[str, str]]:
+    """What a variant can run on: each local GGUF, and each model an endpoint offers."""
+    options = [(f"{m.id} (local GGUF)", f"model:{m.id}") for m in models]
+    for e in endpoints:
+        names = list((e.probe or {}).get("models") or [])
+        if e.model and e.model not in names:
+            names.insert(0, e.model)
+        options += [(f"{e.name}: {n} (endpoint)", f"endpoint:{e.name}:{n}") for n in names]
+        if not names:
+            options.append((f"{e.name}: its default model (endpoint)", f"endpoint:{e.name}:"))
+    return options
+
+
+def target_spec(value: str) -> dict:
+    """The create_variant arguments of a ``target_options`` value."""
+    kind, _, rest = value.partition(":")
+    if kind == "model":
+        return {"model_id": rest}
+    name, _, model = rest.partition(":")
+    return {"endpoint": name, "endpoint_model": model or None}
 
 
 def describe_variant(variant) -> str:
     schema = ", triage JSON schema" if variant.json_schema else ""
-    return (f"{variant.model_id} · temperature {variant.temperature:g} · "
+    return (f"{variant.target} · temperature {variant.temperature:g} · "
             f"max {variant.max_tokens} tokens{schema}")
 
 
@@ -81,6 +104,9 @@ class NewExperimentForm(ModalScreen[dict | None]):
                     yield Label("Variant B (candidate)")
                     yield Select(variants, id="variant-b", compact=True,
                                  value=self._default_variant("candidate-json-triage", 1))
+                    yield Label("Variant C (optional)")
+                    yield Select(variants, id="variant-c", compact=True,
+                                 prompt="none: an A/B (a third arm needs shadow mode)")
                 yield Static("", id="variant-summary", classes="dialog-note")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
@@ -101,7 +127,7 @@ class NewExperimentForm(ModalScreen[dict | None]):
     def describe_choice(self) -> None:
         by_id = {v.id: v for v in self.choices.variants}
         lines = []
-        for arm in ("a", "b"):
+        for arm in ("a", "b", "c"):
             variant = by_id.get(self.query_one(f"#variant-{arm}", Select).value)
             if variant is not None:
                 lines.append(f"{arm.upper()}: {describe_variant(variant)}")
@@ -117,6 +143,10 @@ class NewExperimentForm(ModalScreen[dict | None]):
             return None, "Choose a variant for A and for B."
         if a == b:
             return None, "A and B need different variants (for an A/A test, create a copy)."
+        c = self.query_one("#variant-c", Select).value
+        c = None if c == Select.NULL else c
+        if c is not None and c in (a, b):
+            return None, "C needs a variant of its own."
         try:
             limit = _number(self.query_one("#limit", Input).value, int, None)
             weight = _number(self.query_one("#weight", Input).value, float, 0.5)
@@ -127,12 +157,16 @@ class NewExperimentForm(ModalScreen[dict | None]):
         if not 0.0 <= weight <= 1.0:
             return None, "The weight of B must be between 0 and 1."
         mode = self.query_one("#mode", Select).value
+        if c is not None and mode != "shadow":
+            return None, "Three arms need shadow mode (split and canary route between A and B)."
         names = {v.id: v.name for v in self.choices.variants}
-        name = self.query_one("#name", Input).value.strip() or f"{names[a]} vs {names[b]} ({mode})"
+        arms = {"A": a, "B": b, **({"C": c} if c is not None else {})}
+        name = self.query_one("#name", Input).value.strip() or \
+            f"{' vs '.join(names[v] for v in arms.values())} ({mode})"
         users = [u.strip() for u in self.query_one("#canary", Input).value.split(",") if u.strip()]
         return {"name": name, "dataset_id": dataset, "item_limit": limit, "mode": mode,
                 "weight_b": weight, "canary_users": users if mode == "canary" else [],
-                "arms": {"A": a, "B": b}}, None
+                "arms": arms}, None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -156,7 +190,8 @@ class NewExperimentForm(ModalScreen[dict | None]):
 
     # -- a new variant, created from inside this form -----------------------------------------
     def action_new_variant(self) -> None:
-        self.app.push_screen(NewVariantForm(self.choices.models,
+        self.app.push_screen(NewVariantForm(target_options(self.choices.models,
+                                                           self.choices.endpoints),
                                             [v.name for v in self.choices.variants]),
                              self.create_variant)
 
@@ -165,6 +200,10 @@ class NewExperimentForm(ModalScreen[dict | None]):
             return
 
         def create():
+            from workbench.models.registry import check_lora_adapter
+
+            if spec.get("lora_path"):
+                spec["lora_path"] = check_lora_adapter(spec["lora_path"])
             with self.app.open_store() as store:
                 return store.create_variant(**spec)
 
@@ -178,7 +217,7 @@ class NewExperimentForm(ModalScreen[dict | None]):
             variant = event.worker.result
             self.choices.variants.append(variant)
             options = [(v.name, v.id) for v in self.choices.variants]
-            for arm in ("a", "b"):
+            for arm in ("a", "b", "c"):
                 select = self.query_one(f"#variant-{arm}", Select)
                 value = select.value
                 select.set_options(options)
@@ -192,15 +231,15 @@ class NewVariantForm(ModalScreen[dict | None]):
     AUTO_FOCUS = "#variant-name"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, models: list, taken_names: list[str]):
+    def __init__(self, targets: list[tuple[str, str]], taken_names: list[str]):
         super().__init__(classes="dialog")
-        self.models = models
+        self.targets = targets  # target_options(): local GGUFs and endpoint models
         self.taken = set(taken_names)
 
     def compose(self) -> ComposeResult:
         from workbench.workspace import TRIAGE_SYSTEM
 
-        models = [(m.id, m.id) for m in self.models]
+        models = self.targets
         with Vertical(classes="dialog-body form-body"):
             yield Label("New variant", classes="dialog-title")
             with VerticalScroll(classes="dialog-scroll"):
@@ -210,6 +249,9 @@ class NewVariantForm(ModalScreen[dict | None]):
                     yield Label("Model")
                     yield Select(models, id="model", compact=True, allow_blank=not models,
                                  value=models[0][1] if models else Select.NULL)
+                    yield Label("LoRA adapter")
+                    yield Input(placeholder="optional: adapter .gguf on the local model",
+                                id="lora", compact=True)
                     yield Label("Temperature")
                     yield Input("0", id="temperature", type="number", compact=True)
                     yield Label("Max tokens")
@@ -246,6 +288,12 @@ class NewVariantForm(ModalScreen[dict | None]):
             return None, f"A variant named {name!r} already exists."
         if model == Select.NULL:
             return None, "Choose a model (add one on the Models screen, key 1)."
+        target = target_spec(model)
+        lora = self.query_one("#lora", Input).value.strip() or None
+        if lora and "endpoint" in target:
+            return None, "A LoRA adapter goes with a local GGUF, not an endpoint model."
+        if lora:
+            target["lora_path"] = lora  # checked (is it an adapter GGUF?) when it is created
         try:
             temperature = _number(self.query_one("#temperature", Input).value, float, 0.0)
             max_tokens = _number(self.query_one("#max-tokens", Input).value, int, 128)
@@ -255,7 +303,7 @@ class NewVariantForm(ModalScreen[dict | None]):
             return None, "Temperature must be within 0-2 and max tokens at least 1."
         system = self.query_one("#system-prompt", TextArea).text.strip() or None
         schema = TRIAGE_SCHEMA if self.query_one("#json-schema", Checkbox).value else None
-        return {"name": name, "model_id": model, "system_prompt": system,
+        return {"name": name, **target, "system_prompt": system,
                 "temperature": temperature, "max_tokens": max_tokens, "json_schema": schema}, None
 
     def action_cancel(self) -> None:

@@ -18,7 +18,7 @@ from .experiment_form import FormChoices, NewExperimentForm
 from .experiment_view import ExperimentView, LiveReplay, ScreenData, load_view, percent
 from .format import describe_error, duration, milliseconds, shorten
 from .replay_feed import Coalescer, ReplayEnded, ReplayTick, ReplayUpdate
-from .widgets.latency_chart import LatencyChart
+from .widgets.latency_chart import COLORS, LatencyChart
 from .widgets.run_table import ItemRow, RunTable
 from .widgets.side_by_side import SideBySide
 
@@ -37,7 +37,9 @@ sticky per user. canary: like split, and the listed users always get B.
 While the replay runs, each row shows A's and B's status and latency and whether the severity
 each found matches the reference (✓ match, ✗ mismatch, ? none stated); the chart plots every
 run's latency; the panes below show the selected item's two answers, words that differ
-highlighted. Move through the rows with the arrow keys.
+highlighted. Move through the rows with the arrow keys. With three or more arms (shadow mode,
+set C in the New experiment form) every arm has its column; x switches the right-hand pane
+between the candidates B, C, ...
 
 p pauses at once: answers in flight are dropped and rerun later. s resumes where it stopped.
 c (cancel) also stops at once and keeps every stored run; the store has no 'cancelled' status,
@@ -50,6 +52,7 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         Binding("c", "cancel_replay", "Cancel"),
         Binding("e", "retry", "Retry failed"),
         Binding("o", "app.open_results", "Open results"),
+        Binding("x", "next_arm", "Compare next arm", show=False),
         Binding("r", "reload", "Refresh", show=False),
     ]
 
@@ -57,6 +60,7 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         super().__init__()
         self.data = ScreenData()
         self.live: dict[int, LiveReplay] = {}
+        self.compare_arm = "B"  # the arm shown beside A in the panes (x cycles with 3+ arms)
 
     @property
     def view(self) -> ExperimentView | None:
@@ -129,19 +133,20 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         summary = Text()
         summary.append(f"{exp.mode}", style="bold")
         summary.append(f" on {view.dataset} · ")
-        summary.append("A ", style="bold cyan")
-        summary.append(f"{v['A'].name} · ")
-        summary.append("B ", style="bold magenta")
-        summary.append(v["B"].name)
+        for k, arm in enumerate(sorted(v)):
+            summary.append(f"{arm} ", style=f"bold {COLORS.get(arm, 'white')}")
+            summary.append(v[arm].name + (" · " if k < len(v) - 1 else ""))
         if exp.mode != "shadow":
             summary.append(f" · weight B {exp.weight_b:g}")
         self.query_one("#experiment-summary", Static).update(summary)
-        table.load(list(view.rows.values()))
+        table.load(list(view.rows.values()), tuple(sorted(v)))
+        if self.compare_arm not in v:
+            self.compare_arm = "B"
         if keep is not None and keep in view.rows:
             table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
         chart.reset({arm: [r.runs[arm]["latency_ms"] for r in view.rows.values()
                            if arm in r.runs and not r.runs[arm].get("error")
-                           and r.runs[arm].get("latency_ms") is not None] for arm in ("A", "B")})
+                           and r.runs[arm].get("latency_ms") is not None] for arm in sorted(v)})
         self.show_progress()
         self.show_item()
         table.focus()
@@ -228,9 +233,21 @@ so the experiment stays paused and can still be finished later with s. e reruns 
             text.append(f": {shorten(ref['root_cause'], 90)}", style="dim")
         text.append("\n" + shorten(row.prompt, 400))
         context.update(text, layout=False)  # fixed height: no need to reflow the screen
-        titles = tuple(self.pane_title(arm, row) for arm in ("A", "B"))
-        self.query_one(SideBySide).show(titles, (row.runs.get("A"), row.runs.get("B")),
-                                        ("A" in row.arms, "B" in row.arms))
+        pair = ("A", self.compare_arm)
+        titles = tuple(self.pane_title(arm, row) for arm in pair)
+        self.query_one(SideBySide).show(titles, tuple(row.runs.get(arm) for arm in pair),
+                                        tuple(arm in row.arms for arm in pair))
+
+    def action_next_arm(self) -> None:
+        """With 3+ arms: compare A with the next candidate in the panes below."""
+        arms = sorted(self.view.variants) if self.view else []
+        if len(arms) < 3:
+            self.notify("This experiment has two arms: A and B are both shown.",
+                        title="Experiments")
+            return
+        candidates = arms[1:]
+        self.compare_arm = candidates[(candidates.index(self.compare_arm) + 1) % len(candidates)]
+        self.show_item()
 
     def pane_title(self, arm: str, row: ItemRow) -> str:
         title = f"{arm} · {self.view.variants[arm].name}"
@@ -242,7 +259,8 @@ so the experiment stays paused and can still be finished later with s. e reruns 
     # -- actions -----------------------------------------------------------------------------
     def action_new(self) -> None:
         def choices(store) -> FormChoices:
-            return FormChoices(store.list_datasets(), store.list_variants(), store.list_models())
+            return FormChoices(store.list_datasets(), store.list_variants(), store.list_models(),
+                               store.list_endpoints())
 
         self.in_background(choices, lambda c: self.app.push_screen(NewExperimentForm(c), self.create),
                            name="reading datasets and variants", group="form")
@@ -317,19 +335,16 @@ so the experiment stays paused and can still be finished later with s. e reruns 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay", name="replay")
     def run_replay(self, exp_id: int, retry: bool = False) -> None:
         """Run ``experiments.replay.Replay`` in this thread; post coalesced progress to the screen."""
-        from workbench.experiments.replay import Replay, worker_backend_factory
+        from workbench.experiments.replay import Replay
 
         worker = get_current_worker()
         feed = Coalescer(lambda ticks: self.post_message(ReplayUpdate(exp_id, ticks)),
                          self.wb.settings.progress_interval_s)
-        progress, error, store = None, None, None
+        progress, error = None, None
         try:
-            store = self.wb.open_store()  # for the backend factory, which runs in this thread
-            factory = self.wb.settings.backend_factory or worker_backend_factory(
-                store, self.wb.log_dir, concurrent=len(store.get_experiment(exp_id).arms),
-                niceness=WORKER_NICENESS)
             replay = Replay(self.wb.db_path, exp_id, log_dir=self.wb.log_dir, retry_errors=retry,
-                            backend_factory=factory)
+                            backend_factory=self.wb.settings.backend_factory,
+                            niceness=WORKER_NICENESS)
             self.wb.replays[exp_id] = replay
             with closing(replay.run()) as steps:  # closing: workers end even if this loop fails
                 for progress in steps:
@@ -337,12 +352,13 @@ so the experiment stays paused and can still be finished later with s. e reruns 
                         replay.cancel()
                     feed.push(ReplayTick(progress.done, progress.total, progress.eta_s,
                                          progress.errors, progress.fallbacks, progress.last))
+            if progress is not None and progress.stopped_reason:
+                error = (f"{progress.stopped_reason}\n{progress.done} new run(s) were stored; "
+                         "press s to resume.")
         except Exception as exc:  # reported to the operator; the app keeps running
             error = describe_error(exc)
         finally:
             feed.close()
-            if store is not None:
-                store.close()
             self.wb.replays.pop(exp_id, None)
             self.post_message(ReplayEnded(
                 exp_id, finished=bool(progress and progress.finished),

@@ -17,9 +17,12 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from .base import WorkbenchScreen
 from .dialogs import Field, FormDialog, MessageDialog
+from .endpoints_panel import EndpointsPanel
 from .format import describe_error, file_size, milliseconds, shorten, timestamp
 
-COLUMNS = ("id", "arch", "size", "quant", "context", "file", "GPU", "source", "sha256", "state")
+COLUMNS = ("id", "arch", "size", "quant", "context", "file", "GPU", "engine", "source", "sha256",
+           "state")
+ENGINE_CYCLE = {"auto": "worker", "worker": "server", "server": "auto"}
 FINISHED = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
 
 
@@ -27,6 +30,21 @@ FINISHED = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
 class ModelRow:
     model: object  # workbench.store.ModelRecord
     benchmarks: list[dict]
+    engine: str = "-"  # what replays of this model run on (managed llama-server or worker)
+    engine_why: str = ""
+
+
+def engine_of(model) -> tuple[str, str]:
+    """(short name, explanation) of the engine a replay of ``model`` uses."""
+    from workbench.experiments.arm_engines import engine_choice, server_slots
+
+    try:
+        kind, why = engine_choice(model)
+    except RuntimeError as exc:
+        return "none", str(exc)
+    if kind == "server":
+        return f"server x{server_slots(model)}", f"{why}, {server_slots(model)} slots"
+    return "worker", why
 
 
 def rate(tokens_per_s: float | None, spec: str) -> str:
@@ -53,7 +71,13 @@ added by path (a). Every file is checked before it is registered; a refused file
 
 l loads the selected model in its own worker process (the UI never loads a model) and shows the
 load time; u unloads it (ends that process). g sets n_gpu_layers, saved with the model and used
-by every later load, benchmark and replay.
+by every later load, benchmark and replay. e switches the engine replays use: auto (a managed
+llama-server with continuous batching when a binary exists, else the embedded worker), worker,
+or server; the engine column shows the one in effect.
+
+The endpoints panel lists OpenAI-compatible servers (llama-server, vLLM, Ollama, LM Studio):
+n adds one and probes it, p probes the selected one again. A variant can use an endpoint's
+model instead of a local GGUF (New variant on the Experiments screen).
 
 b benchmarks the selected model: a warm-up, then timed generations; the medians (prompt tok/s,
 decode tok/s, time to first token) are stored and shown.
@@ -64,6 +88,9 @@ decode tok/s, time to first token) are stored and shown.
         Binding("u", "unload", "Unload"),
         Binding("g", "gpu_layers", "GPU layers"),
         Binding("b", "benchmark", "Benchmark"),
+        Binding("e", "engine", "Engine"),
+        Binding("n", "add_endpoint", "Add endpoint"),
+        Binding("p", "probe_endpoint", "Probe endpoint"),
         Binding("r", "reload", "Refresh", show=False),
     ]
 
@@ -78,6 +105,7 @@ decode tok/s, time to first token) are stored and shown.
         for column in COLUMNS:
             table.add_column(column, key=column)
         yield table
+        yield EndpointsPanel(id="endpoints-panel", classes="panel")
         with Horizontal(id="models-lower"):
             with VerticalScroll(id="model-detail", classes="panel"):
                 yield Static("Loading models…", id="model-detail-text")
@@ -94,7 +122,8 @@ decode tok/s, time to first token) are stored and shown.
     # -- data --------------------------------------------------------------------------------
     def action_reload(self, select: str | None = None) -> None:
         def load(store) -> list[ModelRow]:
-            return [ModelRow(m, store.benchmarks(m.id)[:5]) for m in store.list_models()]
+            return [ModelRow(m, store.benchmarks(m.id)[:5], *engine_of(m))
+                    for m in store.list_models()]
 
         self.in_background(load, lambda rows: self.show_models(rows, select), name="loading models")
 
@@ -114,7 +143,7 @@ decode tok/s, time to first token) are stored and shown.
         m = row.model
         return (m.id, m.architecture or "-", m.size_label or "-", m.file_type or "-",
                 f"{m.context_length:,}" if m.context_length else "-", file_size(m.file_size),
-                str(m.n_gpu_layers), shorten(m.source, 16) or "-", (m.sha256 or "")[:8],
+                str(m.n_gpu_layers), row.engine, shorten(m.source, 16) or "-", (m.sha256 or "")[:8],
                 self.states.get(m.id, ""))
 
     def selected_id(self) -> str | None:
@@ -150,7 +179,8 @@ decode tok/s, time to first token) are stored and shown.
             ("file size", file_size(m.file_size)), ("sha256", m.sha256),
             ("chat template", "yes" if m.has_chat_template else "no (generic prompt format)"),
             ("GPU layers", m.n_gpu_layers), ("n_ctx", m.n_ctx),
-            ("threads", m.n_threads or "auto"), ("source", m.source),
+            ("threads", m.n_threads or "auto"),
+            ("engine", f"{m.engine}: replays run on {row.engine_why}"), ("source", m.source),
             ("state", self.states.get(m.id) or "not loaded"),
         ):
             grid.add_row(name, Text(str(value if value is not None else "-"), overflow="fold"))
@@ -300,6 +330,25 @@ decode tok/s, time to first token) are stored and shown.
         loaded = " Unload and load it again to apply." if model_id in self.wb.loaded_models else ""
         self.notify(f"{model_id}: n_gpu_layers = {layers}.{loaded}", title="Models")
         self.action_reload(select=model_id)
+
+    def action_add_endpoint(self) -> None:
+        self.query_one(EndpointsPanel).action_add_endpoint()
+
+    def action_probe_endpoint(self) -> None:
+        self.query_one(EndpointsPanel).action_probe()
+
+    def action_engine(self) -> None:
+        row = self.rows.get(self.selected_id() or "")
+        if row is None:
+            return
+        model_id, engine = row.model.id, ENGINE_CYCLE.get(row.model.engine, "auto")
+        self.in_background(lambda store: store.set_model_settings(model_id, engine=engine),
+                           lambda model: self.engine_saved(model),
+                           name="saving the engine", group="settings")
+
+    def engine_saved(self, model) -> None:
+        self.notify(f"{model.id}: engine {model.engine} ({engine_of(model)[1]}).", title="Models")
+        self.action_reload(select=model.id)
 
     # -- benchmark ---------------------------------------------------------------------------
     def action_benchmark(self) -> None:

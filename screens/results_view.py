@@ -84,10 +84,17 @@ def arm_columns_and_rows(report: dict) -> tuple[list[Text], list[list[str]]]:
 
 
 def comparisons_text(report: dict) -> Text:
-    """Win/tie/loss, agreement, position bias and the paired comparisons, one bullet each."""
-    from workbench.experiments.report import comparison_lines
+    """The ranking of 3+ arms, win/tie/loss, agreement, position bias, the paired comparisons and
+    the engines that answered, one bullet each."""
+    from workbench.experiments.report import (comparison_lines, engine_lines, ranking_caption,
+                                              ranking_rows)
 
     text = Text()
+    ranking = ranking_rows(report)
+    if ranking:
+        text.append(ranking_caption(report) + "\n", style="bold")
+        for rank, arm, variant, rating, interval, battles, _ in ranking[1:]:
+            text.append(f"  {rank}. {arm} {variant}: {rating} {interval} ({battles} battles)\n")
     lines = comparison_lines(report)
     if not any("blind votes" in line for line in lines):
         lines.append("blind votes: none yet (rate pairs on the Rate screen, key 4)")
@@ -104,6 +111,9 @@ def comparisons_text(report: dict) -> Text:
             text.append("• ", style="dim")
             text.append(f"{arm} vs A exploratory {row['metric']}: p={row['p_value']:.3g}, "
                         f"BH-adjusted {row['p_bh']:.3g}\n", style="dim")
+    for line in engine_lines(report):
+        text.append("• ", style="dim")
+        text.append(f"engine {line}\n", style="dim")
     for note in report.get("notes") or []:
         text.append(f"note: {note}\n", style="italic dim")
     return text

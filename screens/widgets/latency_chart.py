@@ -1,10 +1,10 @@
-"""Live latency chart (textual-plotext): latency of each run of A and B, in arrival order."""
+"""Live latency chart (textual-plotext): latency of each run of every arm, in arrival order."""
 
 from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-COLORS = {"A": "cyan", "B": "magenta"}
+COLORS = {"A": "cyan", "B": "magenta", "C": "yellow", "D": "green", "E": "red"}
 
 
 class LatencyChart(PlotextPlot):

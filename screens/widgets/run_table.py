@@ -1,4 +1,4 @@
-"""The live table of an experiment: one row per item, A and B status/latency, severity match."""
+"""The live table of an experiment: one row per item, each arm's status/latency, severity match."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def arm_cell(row: ItemRow, arm: str) -> Text:
     return Text(mark + milliseconds(run.get("latency_ms")), style="green")
 
 
-def severity_cell(row: ItemRow) -> Text:
+def severity_cell(row: ItemRow, arms=ARMS) -> Text:
     """Reference severity, then each arm's prediction: ✓ match, ✗ mismatch, ? none found."""
     text = Text(row.reference_severity or "no ref", style="bold" if row.reference_severity else "dim")
-    for arm in ARMS:
+    for arm in arms:
         run = row.runs.get(arm)
         if arm not in row.arms or run is None or run.get("error"):
             continue
@@ -69,6 +69,7 @@ class RunTable(DataTable):
     def __init__(self, on_cursor_moved: Callable[[], None] | None = None, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.on_cursor_moved = on_cursor_moved
+        self.arms: tuple[str, ...] = ARMS
 
     def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
         super().watch_cursor_coordinate(old, new)
@@ -76,16 +77,24 @@ class RunTable(DataTable):
             self.on_cursor_moved()
 
     def on_mount(self) -> None:
-        self.add_column("item", key="item")
-        for arm in ARMS:
-            self.add_column(arm, key=arm, width=11)
-        self.add_column("severity  (ref, A, B)", key="severity")
+        self._add_columns()
 
-    def load(self, rows: list[ItemRow]) -> None:
+    def _add_columns(self) -> None:
+        self.add_column("item", key="item")
+        for arm in self.arms:
+            self.add_column(arm, key=arm, width=11)
+        self.add_column(f"severity  (ref, {', '.join(self.arms)})", key="severity")
+
+    def load(self, rows: list[ItemRow], arms: tuple[str, ...] = ARMS) -> None:
+        """Show an experiment's rows; ``arms`` are its arms (columns change with them)."""
+        if tuple(arms) != self.arms:
+            self.arms = tuple(arms)
+            self.clear(columns=True)
+            self._add_columns()
         self.clear()
         for row in rows:
-            self.add_row(row.key, *(arm_cell(row, arm) for arm in ARMS), severity_cell(row),
-                         key=str(row.item_id))
+            self.add_row(row.key, *(arm_cell(row, arm) for arm in self.arms),
+                         severity_cell(row, self.arms), key=str(row.item_id))
 
     def show_row(self, row: ItemRow) -> None:
         """Show one item's new runs, repainting that row only.
@@ -95,8 +104,8 @@ class RunTable(DataTable):
         dropped. Relies on DataTable internals of the pinned Textual version (tests cover it).
         """
         key = RowKey(str(row.item_id))
-        cells = {ColumnKey(arm): arm_cell(row, arm) for arm in ARMS}
-        cells[ColumnKey("severity")] = severity_cell(row)
+        cells = {ColumnKey(arm): arm_cell(row, arm) for arm in self.arms}
+        cells[ColumnKey("severity")] = severity_cell(row, self.arms)
         self._data[key].update(cells)
         index = self.get_row_index(key)
         self._row_renderable_cache.discard((self._update_count, index))

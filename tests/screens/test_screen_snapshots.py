@@ -16,7 +16,12 @@ def prefilled(tmp_path):
     return prefilled_workspace(tmp_path)
 
 
-def test_models_screen(snap_compare, prefilled):
+def test_models_screen(snap_compare, prefilled, monkeypatch, tmp_path):
+    # the engine column depends on whether a llama-server exists: pin it to "server x8"
+    fake = tmp_path / "llama-server"
+    fake.write_text("#!/bin/sh\necho 'version: 0.0.0-snapshot'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("LLAMA_SERVER", str(fake))
     app = create_app(prefilled, start_screen="models")
     assert snap_compare(app, terminal_size=(120, 40), run_before=steady(models_path=True))
 
