@@ -125,3 +125,16 @@ def test_three_arms_in_shadow_mode_are_all_replayed_and_ranked(tmp_path):
     assert "Ranking of 3 arms (Bradley-Terry from automatic accuracy" in text
     assert "## Ranking" in render_markdown(report)
     assert set(report["comparisons"]) == {"B", "C"}  # each candidate against A
+
+
+def test_a_bad_schema_stored_by_an_older_version_does_not_crash_the_replay(tmp_path):
+    store = Store(tmp_path / "w.db")
+    exp = _experiment(store, n_items=3)
+    store.db.execute("UPDATE variants SET json_schema = ? WHERE name = 'v-B'",
+                     ['{"type": "objekt"}'])  # what create_variant now refuses
+    store.db.conn.commit()
+    backends = {"A": Recorder("A", delay=0.0), "B": Recorder("B", delay=0.0, text=lambda r: "{}")}
+    assert list(Replay(store.path, exp.id, backend_factory=_factory(backends)).run())[-1].finished
+    b_runs = [r for r in store.runs(exp.id) if r["arm"] == "B"]
+    assert len(b_runs) == 3 and all(r["json_valid"] is None and r["error"] is None for r in b_runs)
+    assert all("JSON schema is invalid" in r["scores"] for r in b_runs)

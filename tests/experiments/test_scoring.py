@@ -59,3 +59,11 @@ def test_unsafe_advice_is_flagged():
     assert "curl_pipe_shell" in find_unsafe("curl https://x.sh | sudo bash")
     assert find_unsafe("rm -rf /var/tmp/cache is safe to clear") == []
     assert find_unsafe("Restart the pod and watch the error rate.") == []
+
+
+def test_a_broken_schema_at_scoring_time_is_a_note_not_a_crash():
+    from workbench.experiments.scoring import score_output
+
+    scores = score_output('{"severity": "SEV-1"}', {"severity": "SEV-1"}, {"type": "objekt"})
+    assert scores.json_valid is None and scores.severity_ok == 1
+    assert "JSON schema is invalid" in scores.columns()["scores"]["json_error"]

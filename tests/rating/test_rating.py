@@ -118,3 +118,27 @@ def test_sheet_round_trip_with_bad_rows_and_a_second_expert(store, tmp_path):
     sides = {}
     for row in by_rater:
         assert sides.setdefault(row["item_id"], row["left_arm"]) == row["left_arm"]
+
+
+def test_sheet_cells_that_look_like_formulas_are_neutralised_and_read_back(store, tmp_path):
+    outputs = {"A": "=HYPERLINK(\"http://evil\",\"click\")", "B": "-rm -rf / is never the answer"}
+    exp = experiment_with_runs(store, 2, outputs=lambda item, arm: outputs[arm] + item.key)
+    store.db.execute("UPDATE items SET key = '@' || key WHERE dataset_id = ?", [exp.dataset_id])
+    store.db.conn.commit()
+    sheet = tmp_path / "sheet.csv"
+    export_sheet(store, exp.id, sheet)
+    rows = list(csv.DictReader(sheet.open()))
+    for row in rows:
+        for column in ("item", "incident", "response_1", "response_2"):
+            assert not row[column].startswith(("=", "+", "-", "@", "\t", "\r")), row[column]
+        assert row["item"].startswith("'@inc-")
+        assert {row["response_1"][:2], row["response_2"][:2]} == {"'=", "'-"}
+    rows[0].update(choice="1", notes="=1+1 looks fine")
+    with sheet.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    result = import_sheet(store, exp.id, sheet)
+    assert result.imported == 1 and not result.errors  # the '@inc-000 key maps back
+    note = store.rows("SELECT notes FROM ratings")[0]["notes"]
+    assert note == "=1+1 looks fine"

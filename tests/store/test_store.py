@@ -136,3 +136,16 @@ def test_a_json_schema_keeps_its_property_order(tmp_path):
     variant = store.create_variant("json", "m", json_schema=schema)
     assert list(variant.json_schema["properties"]) == ["severity", "root_cause", "first_step"]
     assert list(variant.json_schema) == ["type", "properties", "required"]
+
+
+@pytest.mark.parametrize("schema, reason", [
+    ({"type": "objekt"}, "not a valid JSON Schema (type)"),
+    ({"type": "object", "required": "severity"}, "not a valid JSON Schema (required)"),
+    (["not", "a", "schema"], "must be a JSON object"),
+])
+def test_an_invalid_json_schema_is_refused_with_the_reason(tmp_path, schema, reason):
+    store = Store(tmp_path / "w.db")
+    store.upsert_model(ModelRecord(id="m", path="/x.gguf"))
+    with pytest.raises(ValueError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        store.create_variant("bad", "m", json_schema=schema)
+    assert store.list_variants() == []

@@ -209,7 +209,15 @@ def variants_list(ws: OpenedWorkspace, args) -> int:
 
 
 def variants_add(ws: OpenedWorkspace, args) -> int:
-    schema = json.loads(args.json_schema.read_text()) if args.json_schema else None
+    schema = None
+    if args.json_schema:
+        try:
+            schema = json.loads(args.json_schema.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"--json-schema: cannot read {args.json_schema}: "
+                             f"{exc.strerror or exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--json-schema: {args.json_schema.name} is not JSON: {exc}") from None
     lora = None
     if args.lora is not None:
         from ..models.registry import check_lora_adapter

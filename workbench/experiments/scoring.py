@@ -76,8 +76,9 @@ def _json_object(text: str):
     return None
 
 
-def check_json(text: str, schema: dict) -> tuple[bool, str | None]:
-    """Whether ``text`` is JSON that satisfies ``schema``; the reason when it is not."""
+def check_json(text: str, schema: dict) -> tuple[bool | None, str | None]:
+    """Whether ``text`` is JSON that satisfies ``schema``; the reason when it is not (None:
+    the schema itself is broken, so validity is unknown)."""
     import jsonschema
 
     try:
@@ -88,6 +89,8 @@ def check_json(text: str, schema: dict) -> tuple[bool, str | None]:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
         return False, f"schema: {exc.message}"
+    except Exception as exc:  # noqa: BLE001 - a broken schema is a note on the run, not a crash
+        return None, f"the variant's JSON schema is invalid ({type(exc).__name__}: {exc})"[:300]
     return True, None
 
 
@@ -126,7 +129,7 @@ def score_output(text: str, reference: dict | None, json_schema: dict | None = N
         scores.severity_ok = int(scores.severity_pred == expected)
     if json_schema:
         valid, reason = check_json(text, json_schema)
-        scores.json_valid = int(valid)
+        scores.json_valid = None if valid is None else int(valid)
         if reason:
             scores.notes["json_error"] = reason
     return scores

@@ -4,7 +4,8 @@ A sheet holds, per item, the incident and the two responses as "response 1" and 
 the id of the rating session whose stored plan fixed the sides; nothing in it identifies a variant.
 Several experts may fill copies of one sheet: each import under another rater name gets its own
 session with a copy of the sheet's plan. Import reports every bad row with its line number and
-keeps the good ones.
+keeps the good ones. Cells a spreadsheet would run as formulas (starting with = + - @, tab or CR)
+are written with a leading ' (OWASP's CSV-injection rule) and read back as they were.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ COLUMNS = ("sheet", "item", "incident", "response_1", "response_2", "choice", "a
            "safety_1", "accuracy_2", "safety_2", "notes")
 SCORES = ("accuracy_1", "safety_1", "accuracy_2", "safety_2")
 CHOICE_ALIASES = {"1": "1", "2": "2", "tie": "tie", "t": "tie", "=": "tie", "skip": "skip", "s": "skip"}
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """OWASP CSV-injection rule: a cell a spreadsheet would run as a formula gets a leading '."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def restore(cell: str) -> str:
+    """Undo ``neutralise`` (a cell read back is the text that was exported)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 @dataclass
@@ -49,10 +63,10 @@ def export_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None 
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow([f"S{session.id}", row["key"], store.get_item(row["item_id"]).prompt_text,
-                             outputs.get((row["item_id"], row["left_arm"]), ""),
-                             outputs.get((row["item_id"], row["right_arm"]), ""),
-                             "", "", "", "", "", ""])
+            cells = [row["key"], store.get_item(row["item_id"]).prompt_text,
+                     outputs.get((row["item_id"], row["left_arm"])) or "",
+                     outputs.get((row["item_id"], row["right_arm"])) or ""]
+            writer.writerow([f"S{session.id}", *map(neutralise, cells), "", "", "", "", "", ""])
     return len(rows)
 
 
@@ -106,7 +120,7 @@ def import_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None 
         if not choice:
             result.blank += 1
             continue
-        item_id = keys.get((row.get("item") or "").strip())
+        item_id = keys.get(restore((row.get("item") or "").strip()))
         if item_id is None:
             result.errors.append((line, f"unknown item {row.get('item')!r} for this sheet"))
         elif choice not in CHOICE_ALIASES:
@@ -115,7 +129,7 @@ def import_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None 
             try:
                 record_rating(store, session, item_id, CHOICE_ALIASES[choice],
                               **{k: (row.get(k) or "").strip() or None for k in SCORES},
-                              notes=(row.get("notes") or "").strip() or None)
+                              notes=restore((row.get("notes") or "").strip()) or None)
                 result.imported += 1
             except RatingError as exc:
                 result.errors.append((line, str(exc)))

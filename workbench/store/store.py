@@ -23,6 +23,19 @@ RUN_COLUMNS = (
 MODEL_ENGINES = ("auto", "worker", "server")
 
 
+def check_json_schema(schema: Any) -> None:
+    """Refuse (``ValueError`` with the reason) anything that is not a valid JSON Schema."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise ValueError(f"the JSON schema must be a JSON object, not {type(schema).__name__}")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "the top level"
+        raise ValueError(f"not a valid JSON Schema ({where}): {exc.message}") from None
+
+
 class NotFound(LookupError):
     """A model, variant, dataset or experiment that the store does not hold."""
 
@@ -123,6 +136,8 @@ class Store:
                 raise ValueError("a LoRA adapter goes with a local model, not an endpoint")
         if self.rows("SELECT 1 FROM variants WHERE name = ?", [name]):
             raise ValueError(f"a variant named {name!r} already exists")
+        if json_schema is not None:
+            check_json_schema(json_schema)
         with self.db.atomic():
             self.db["variants"].insert({
                 "name": name, "model_id": model_id, "system_prompt": system_prompt,
