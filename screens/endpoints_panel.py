@@ -116,12 +116,10 @@ class EndpointsPanel(Vertical):
 
 def _probe(store, name: str) -> str | None:
     """Probe and record; return a problem (the endpoint is kept) or None."""
-    from workbench.engines.probe import ProbeError, probe_endpoint
+    from workbench.models.endpoints import ProbeError, probe_and_record
 
-    endpoint = store.get_endpoint(name)
     try:
-        store.record_probe(name, probe_endpoint(endpoint.base_url,
-                                                api_key_env=endpoint.api_key_env))
+        probe_and_record(store, name)
     except ProbeError as exc:
         return str(exc)
     return None

@@ -36,15 +36,9 @@ class ModelRow:
 
 def engine_of(model) -> tuple[str, str]:
     """(short name, explanation) of the engine a replay of ``model`` uses."""
-    from workbench.experiments.arm_engines import engine_choice, server_slots
+    from workbench.experiments.arm_engines import engine_summary
 
-    try:
-        kind, why = engine_choice(model)
-    except RuntimeError as exc:
-        return "none", str(exc)
-    if kind == "server":
-        return f"server x{server_slots(model)}", f"{why}, {server_slots(model)} slots"
-    return "worker", why
+    return engine_summary(model)
 
 
 def rate(tokens_per_s: float | None, spec: str) -> str:

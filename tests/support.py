@@ -48,3 +48,13 @@ def experiment_with_runs(store, n_items: int = 10, *, name: str = "exp", outputs
             store.record_run({"experiment_id": exp.id, "item_id": item.id, "variant_id": variant.id,
                               "arm": arm, "output": text, "latency_ms": 100.0})
     return exp
+
+
+def max_overlap(intervals) -> int:
+    """The most (start, end) intervals that were open at one moment."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = now = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from support import incident, write_jsonl
+from support import incident, max_overlap, write_jsonl
 from workbench.datasets import import_dataset
 from workbench.engines.openai_http import HttpEngine
 from workbench.experiments.arm_engines import ArmEngines
@@ -75,12 +75,7 @@ def test_three_arms_share_one_server_with_requests_in_flight_together(server_ws,
                and 0 < r["completion_tokens"] <= 6 for r in runs)
     assert {r["usage_source"] for r in runs} == {"stream"}
     assert all("llama-server" in r["engine"] and "managed" in r["engine"] for r in runs)
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    depth = peak = 0
-    for _, step in events:
-        depth += step
-        peak = max(peak, depth)
-    assert peak >= 3  # 3 arms x 2 in flight on 4 slots: requests really overlap
+    assert max_overlap(intervals) >= 3  # 3 arms x 2 in flight on 4 slots: really overlapping
     report = build_report(ws.store, exp.id)
     assert report["bradley_terry"] is not None and len(report["bradley_terry"]["rows"]) == 3
     assert "llama-server" in render_text(report)

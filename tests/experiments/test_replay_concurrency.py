@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+from support import max_overlap
 from workbench.engines.base import Generation
 from workbench.experiments.replay import Replay, pending_tasks
 from workbench.experiments.report import build_report, render_markdown, render_text
@@ -41,15 +42,6 @@ class Recorder:
 
     def close(self):
         pass
-
-
-def max_overlap(intervals):
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = now = 0
-    for _, step in events:
-        now += step
-        best = max(best, now)
-    return best
 
 
 def _experiment(store, n_items=8, arms=("A", "B")):

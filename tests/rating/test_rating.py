@@ -89,6 +89,14 @@ def test_only_items_answered_by_both_arms_are_rated(store):
     assert progress(store, open_session(store, exp.id, "ana"))[1] == 2
 
 
+def write_sheet(path, rows) -> None:
+    """Write a filled-in sheet back, as an expert's spreadsheet would."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def test_sheet_round_trip_with_bad_rows_and_a_second_expert(store, tmp_path):
     exp = experiment_with_runs(store, 5)
     sheet = tmp_path / "sheet.csv"
@@ -103,10 +111,7 @@ def test_sheet_round_trip_with_bad_rows_and_a_second_expert(store, tmp_path):
     rows[2].update(choice="2", accuracy_2="9")
     rows[3].update(choice="tie", notes="both fine")
     rows[4].update(item="inc-999", choice="1")
-    with sheet.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_sheet(sheet, rows)
     result = import_sheet(store, exp.id, sheet)
     assert result.imported == 2
     assert [(line, "choice" in r or "between" in r or "unknown" in r)
@@ -134,10 +139,7 @@ def test_sheet_cells_that_look_like_formulas_are_neutralised_and_read_back(store
         assert row["item"].startswith("'@inc-")
         assert {row["response_1"][:2], row["response_2"][:2]} == {"'=", "'-"}
     rows[0].update(choice="1", notes="=1+1 looks fine")
-    with sheet.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_sheet(sheet, rows)
     result = import_sheet(store, exp.id, sheet)
     assert result.imported == 1 and not result.errors  # the '@inc-000 key maps back
     note = store.rows("SELECT notes FROM ratings")[0]["notes"]

@@ -107,13 +107,10 @@ def models_add(ws: OpenedWorkspace, args) -> int:
 
 
 def _engine_text(model) -> str:
-    from ..experiments.arm_engines import engine_choice, server_slots
+    from ..experiments.arm_engines import engine_summary
 
-    try:
-        kind, why = engine_choice(model)
-    except RuntimeError as exc:
-        return f"none: {exc}"
-    return f"{why}, {server_slots(model)} slots" if kind == "server" else why
+    short, why = engine_summary(model)
+    return f"none: {why}" if short == "none" else why
 
 
 def models_show(ws: OpenedWorkspace, args) -> int:

@@ -42,15 +42,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe(ws: OpenedWorkspace, name: str) -> dict:
-    from ..engines.probe import ProbeError, probe_endpoint
+    from ..models.endpoints import ProbeError, probe_and_record
 
-    endpoint = ws.store.get_endpoint(name)
     try:
-        found = probe_endpoint(endpoint.base_url, api_key_env=endpoint.api_key_env)
+        return probe_and_record(ws.store, name)
     except ProbeError as exc:
         raise ValueError(f"probe of {name}: {exc}") from None
-    ws.store.record_probe(name, found)
-    return found
 
 
 def _print_probe(name: str, found: dict, model: str | None) -> None:

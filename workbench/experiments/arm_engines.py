@@ -18,7 +18,7 @@ from ..config import default_threads
 from ..engines.base import Backend, Generation, GenerationRequest
 from ..engines.llama_cpp import EngineSpec
 from ..engines.llama_server import (ManagedServer, ServerNotFound, ServerSpec,
-                                    ServerStartError, find_llama_server)
+                                    ServerStartError, find_llama_server, require_llama_server)
 from ..engines.openai_http import HttpEngine, HttpSettings
 from ..engines.worker import ModelWorker
 from ..store import ModelRecord, Store, Variant
@@ -32,22 +32,71 @@ def engine_choice(model: ModelRecord) -> tuple[str, str]:
     insists on a server and there is none."""
     if model.engine == "worker":
         return "worker", "embedded llama.cpp worker (set on the model)"
+    if model.engine == "server":
+        require_llama_server()  # raises with how to get one
+        return "server", "managed llama-server"
     try:
         binary = find_llama_server()
-    except ServerNotFound:
-        if model.engine == "server":
-            raise
+    except ServerNotFound:  # $LLAMA_SERVER names no executable: auto falls back to the worker
         binary = None
     if binary is None:
-        if model.engine == "server":
-            from ..engines.llama_server import require_llama_server
-            require_llama_server()  # raises with how to get one
         return "worker", "embedded llama.cpp worker (no llama-server binary found)"
     return "server", "managed llama-server"
 
 
 def server_slots(model: ModelRecord) -> int:
     return model.server_slots or DEFAULT_SERVER_SLOTS
+
+
+def engine_summary(model: ModelRecord) -> tuple[str, str]:
+    """(short, explanation) of the engine a replay of ``model`` runs on, for tables and details:
+    ``("server x8", "managed llama-server, 8 slots")``, ``("worker", ...)`` or ``("none", why)``."""
+    try:
+        kind, why = engine_choice(model)
+    except RuntimeError as exc:
+        return "none", str(exc)
+    if kind == "server":
+        return f"server x{server_slots(model)}", f"{why}, {server_slots(model)} slots"
+    return "worker", why
+
+
+class EngineSet:
+    """The backends of one replay (``backends``: arm -> Backend): ``kill()`` aborts their work at
+    once (cancel), ``close()`` ends them."""
+
+    backends: dict
+
+    def kill(self) -> None:
+        for backend in list(self.backends.values()):
+            kill = getattr(backend, "kill", None)
+            if kill:
+                kill()
+
+    def close(self) -> None:
+        for backend in list(self.backends.values()):
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001 - closing must go on to the rest
+                pass
+        self.backends.clear()
+
+
+class FactoryEngines(EngineSet):
+    """Backends from a per-arm factory ``(arm, variant, experiment id) -> Backend`` (tests, the
+    UI's fake engines); the factory's own ``close()`` runs after theirs."""
+
+    def __init__(self, factory):
+        self.factory, self.backends = factory, {}
+
+    def build(self, variants: dict[str, Variant], experiment_id: int) -> dict[str, Backend]:
+        for arm, variant in variants.items():
+            self.backends[arm] = self.factory(arm, variant, experiment_id)
+        return dict(self.backends)
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self.factory, "close", None):
+            self.factory.close()
 
 
 class RefusedModel:
@@ -78,7 +127,7 @@ class ArmPlan:
 
 
 @dataclass
-class ArmEngines:
+class ArmEngines(EngineSet):
     """Builds the backends of one replay; ``close()`` ends every worker and server it started."""
 
     store: Store
@@ -88,7 +137,6 @@ class ArmEngines:
     servers: dict = field(default_factory=dict)
     backends: dict = field(default_factory=dict)
     refused: dict = field(default_factory=dict)  # model id -> why its server did not start
-    _local: int = 1  # engines of this replay that run on this machine's CPU
 
     def plan(self, variants: dict[str, Variant]) -> list[ArmPlan]:
         """Decide each arm's engine and in-flight limit, starting nothing."""
@@ -126,15 +174,15 @@ class ArmEngines:
         loras = self._server_loras(plans)
         # every local process gets its share of the cores: llama.cpp threads spin while they
         # wait, so two engines that each take every core slow each other down many times over
-        self._local = max(1, n_workers + len(loras))
+        threads = default_threads(max(1, n_workers + len(loras)))
         for p in plans:
             if p.kind == "endpoint":
                 self.backends[p.arm] = self._endpoint_backend(p)
             elif p.kind == "server":
                 self.backends[p.arm] = self._server_backend(p, loras[p.variant.model_id],
-                                                            experiment_id)
+                                                            threads, experiment_id)
             else:
-                self.backends[p.arm] = self._worker_backend(p, n_workers, experiment_id)
+                self.backends[p.arm] = self._worker_backend(p, threads, experiment_id)
         return dict(self.backends)
 
     @staticmethod
@@ -156,7 +204,8 @@ class ArmEngines:
         label = " ".join(x for x in (endpoint.kind or "openai-compatible", endpoint.version) if x)
         return HttpEngine(settings, engine=f"{label} at endpoint {endpoint.name}")
 
-    def _server_backend(self, p: ArmPlan, loras: tuple[str, ...], experiment_id: int) -> Backend:
+    def _server_backend(self, p: ArmPlan, loras: tuple[str, ...], threads: int,
+                        experiment_id: int) -> Backend:
         model = self.store.get_model(p.variant.model_id)
         if model.id in self.refused:
             return RefusedModel(self.refused[model.id], "llama-server (managed, did not start)")
@@ -164,7 +213,7 @@ class ArmEngines:
         if server is None:
             spec = ServerSpec(model_path=model.path, n_ctx=model.n_ctx, parallel=server_slots(model),
                               n_gpu_layers=model.n_gpu_layers,
-                              n_threads=model.n_threads or default_threads(self._local),
+                              n_threads=model.n_threads or threads,
                               lora_paths=loras, alias=model.id, niceness=self.niceness)
             log = (Path(self.log_dir) / f"server-{model.id}-exp{experiment_id}.log"
                    if self.log_dir else None)
@@ -186,30 +235,17 @@ class ArmEngines:
                                 concurrency=p.concurrency, extra_body=extra)
         return HttpEngine(settings, engine=server.label, health=server.health)
 
-    def _worker_backend(self, p: ArmPlan, n_workers: int, experiment_id: int) -> Backend:
+    def _worker_backend(self, p: ArmPlan, threads: int, experiment_id: int) -> Backend:
         model = self.store.get_model(p.variant.model_id)
         spec = EngineSpec(model_path=model.path, n_ctx=model.n_ctx, n_gpu_layers=model.n_gpu_layers,
-                          n_threads=model.n_threads or default_threads(self._local),
+                          n_threads=model.n_threads or threads,
                           lora_path=p.variant.lora_path, lora_scale=p.variant.lora_scale)
         return ModelWorker(spec, label=f"exp{experiment_id}-{p.arm}", log_dir=self.log_dir,
                            niceness=self.niceness)
 
-    def kill(self) -> None:
-        """Abort in-flight work at once (cancel)."""
-        for backend in list(self.backends.values()):
-            kill = getattr(backend, "kill", None)
-            if kill:
-                kill()
-
     def close(self) -> None:
         """End every backend, then every managed server (no orphan process is left)."""
-        for backend in list(self.backends.values()):
-            try:
-                backend.close()
-            except Exception:  # noqa: BLE001 - closing must go on to the servers
-                pass
-        self.backends.clear()
+        super().close()
         for server in list(self.servers.values()):
             server.stop()
         self.servers.clear()
-

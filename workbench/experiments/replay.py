@@ -98,28 +98,9 @@ def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
     return stored, stored + len(pending_tasks(store, exp, light=True))
 
 
-class _FactoryEngines:
-    """Adapts a per-arm ``BackendFactory`` (tests, the UI's fake engines) to ``ArmEngines``."""
-
-    def __init__(self, factory: BackendFactory):
-        self.factory, self.backends = factory, {}
-
-    def build(self, variants: dict[str, Variant], experiment_id: int) -> dict[str, Backend]:
-        for arm, variant in variants.items():
-            self.backends[arm] = self.factory(arm, variant, experiment_id)
-        return dict(self.backends)
-
-    def kill(self) -> None:
-        for backend in list(self.backends.values()):
-            if getattr(backend, "kill", None):
-                backend.kill()
-
-    def close(self) -> None:
-        for backend in list(self.backends.values()):
-            backend.close()
-        self.backends.clear()
-        if getattr(self.factory, "close", None):
-            self.factory.close()
+def engine_label(backend: Backend) -> str:
+    """What is stored as a run's engine: the backend's own label, else its class name."""
+    return getattr(backend, "engine", type(backend).__name__)
 
 
 @dataclass
@@ -163,6 +144,7 @@ class Replay:
         store = Store(self.db_path)
         threads: list[threading.Thread] = []
         queues: dict[str, queue.Queue] = {}
+        widths: dict[str, int] = {}  # arm -> its threads (requests in flight)
         try:
             exp = store.get_experiment(self.experiment_id)
             if self.retry_errors:
@@ -186,9 +168,8 @@ class Replay:
             for arm, variant in variants.items():
                 queues[arm] = queue.Queue()
                 backend = backends[arm]
-                width = max(1, self.concurrency or getattr(backend, "slots", 1) or 1)
-                progress.engines[arm] = f"{getattr(backend, 'engine', type(backend).__name__)}" \
-                                        f" · {width} in flight"
+                width = widths[arm] = max(1, self.concurrency or getattr(backend, "slots", 1) or 1)
+                progress.engines[arm] = f"{engine_label(backend)} · {width} in flight"
                 for n in range(width):
                     thread = threading.Thread(
                         target=self._serve_arm, name=f"replay-{arm}-{n}", daemon=True,
@@ -230,8 +211,8 @@ class Replay:
             yield progress
         finally:
             self._cancel.set()
-            for q in queues.values():
-                for _ in range(len(threads)):
+            for arm, q in queues.items():
+                for _ in range(widths.get(arm, 0)):  # one stop sign per thread of the arm
                     q.put(None)
             if self._engines is not None:
                 self._engines.close()
@@ -243,10 +224,10 @@ class Replay:
     def _start_engines(self, store: Store, variants: dict[str, Variant], exp_id: int,
                        progress: Progress) -> dict[str, Backend] | None:
         """Build every arm's backend; on failure say why on ``progress`` and return None."""
-        from .arm_engines import ArmEngines
+        from .arm_engines import ArmEngines, FactoryEngines
 
         if self.backend_factory is not None:
-            self._engines = _FactoryEngines(self.backend_factory)
+            self._engines = FactoryEngines(self.backend_factory)
         else:
             self._engines = ArmEngines(store, self.log_dir, concurrency=self.concurrency,
                                        niceness=self.niceness)
@@ -259,7 +240,7 @@ class Replay:
 
     def _serve_arm(self, tasks: queue.Queue, backend: Backend, variant: Variant,
                    results: queue.Queue) -> None:
-        engine = getattr(backend, "engine", type(backend).__name__)
+        engine = engine_label(backend)
         while not self._cancel.is_set():
             task = tasks.get()
             if task is None or self._cancel.is_set():

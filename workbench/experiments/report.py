@@ -52,6 +52,10 @@ def arm_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+USAGE_SOURCES = {"stream": "streamed usage", "response": "usage of the final response",
+                 "counted": "counted by llama.cpp"}
+
+
 def engine_lines(report: dict) -> list[str]:
     """Which engine answered each arm, and where its token counts came from."""
     lines = []
@@ -59,12 +63,9 @@ def engine_lines(report: dict) -> list[str]:
         for e in a.get("engines") or []:
             if e["engine"] is None:  # runs stored before engines were recorded
                 continue
-            usage = {"stream": "streamed usage", "response": "usage of the final response",
-                     "counted": "counted by llama.cpp"}.get(e["usage_source"] or "",
-                                                             e["usage_source"] or "unknown")
-            lines.append(f"{a['arm']} ({a.get('target') or a['variant']}): "
-                         f"{e['engine']}; tokens: {usage} "
-                         f"({e['runs']} runs)")
+            usage = USAGE_SOURCES.get(e["usage_source"], e["usage_source"] or "unknown")
+            lines.append(f"{a['arm']} ({a.get('target') or a['variant']}): {e['engine']}; "
+                         f"tokens: {usage} ({e['runs']} runs)")
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import PurePath
 from typing import Any
 
 from .db import loads
@@ -75,7 +76,7 @@ class Variant:
         if self.endpoint:
             return f"{self.endpoint}:{self.endpoint_model or '(default model)'}"
         if self.lora_path:
-            name = self.lora_path.replace("\\", "/").rsplit("/", 1)[-1]
+            name = PurePath(self.lora_path).name
             scale = "" if self.lora_scale == 1.0 else f" x{self.lora_scale:g}"
             return f"{self.model_id} + {name}{scale}"
         return str(self.model_id)
