@@ -21,6 +21,8 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from workbench.terminal_text import safe_text
+
 from .format import describe_error
 from .registry import SCREENS
 
@@ -91,6 +93,12 @@ class WorkbenchApp(App[int]):
         self._ui_thread: int | None = None
         for entry in SCREENS:
             self.add_mode(entry.mode, entry.factory())
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Notifications show their text literally (they often quote names and errors)."""
+        super().notify(safe_text(message, multiline=True), title=safe_text(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     # -- workspace and database ------------------------------------------------------------
     @property
@@ -200,7 +208,9 @@ class WorkbenchApp(App[int]):
         self.errors.append(text)
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_dir / "ui-errors.log", "a", encoding="utf-8") as handle:
+            from workbench.private_files import open_private
+
+            with open_private(self.log_dir / "ui-errors.log", "a") as handle:
                 handle.write(text + "\n")
         except OSError:
             pass

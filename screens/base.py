@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from textual import events
 from textual.screen import Screen
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
     from workbench.store import Store
 
     from .app import WorkbenchApp
+
+
+NARROW = 110  # columns below which footers drop the padding between keys
 
 
 class WorkbenchScreen(Screen):
@@ -31,6 +36,14 @@ class WorkbenchScreen(Screen):
 
         self.title = "  ".join(f"[{e.key} {e.title}]" if e.title == self.TITLE else f"{e.key} {e.title}"
                                for e in SCREENS)
+        for footer in self.query(Footer):
+            # The footer's room is for the screen's keys (ctrl+p still opens the palette).
+            footer.show_command_palette = False
+            footer.compact = self.size.width < NARROW
+
+    def on_resize(self, event: events.Resize) -> None:
+        for footer in self.query(Footer):
+            footer.compact = event.size.width < NARROW
 
     @property
     def wb(self) -> "WorkbenchApp":

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header
+from .widgets.safe import DataTable, Static, Text
 
 from .base import WorkbenchScreen
 from .dialogs import Field, FormDialog, MessageDialog
@@ -60,7 +60,7 @@ reference answer.
 """
     BINDINGS = [
         Binding("i", "import", "Import JSONL"),
-        Binding("r", "reload", "Refresh", show=False),
+        Binding("r", "reload", "Refresh"),
     ]
 
     def __init__(self) -> None:
@@ -88,6 +88,11 @@ reference answer.
         self.action_reload()
 
     # -- datasets ----------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
+        if self.is_mounted:
+            self.action_reload()
+
     def action_reload(self, select: int | None = None) -> None:
         self.in_background(lambda store: store.list_datasets(),
                            lambda rows: self.show_datasets(rows, select), name="loading datasets")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Label
+from .widgets.safe import DataTable, Label
 
 from .dialogs import Field, FormDialog
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, ProgressBar, Select, Static
+from textual.widgets import Footer, Header, ProgressBar
+from .widgets.safe import Select, Static, Text
 from textual.worker import get_current_worker
 
 from .base import WorkbenchScreen
@@ -53,7 +53,7 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         Binding("e", "retry", "Retry failed"),
         Binding("o", "app.open_results", "Open results"),
         Binding("x", "next_arm", "Compare next arm", show=False),
-        Binding("r", "reload", "Refresh", show=False),
+        Binding("r", "reload", "Refresh"),
     ]
 
     def __init__(self) -> None:
@@ -89,6 +89,11 @@ so the experiment stays paused and can still be finished later with s. e reruns 
             replay.cancel()
 
     # -- loading -----------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
+        if self.is_mounted:
+            self.action_reload()
+
     def action_reload(self, exp_id: int | None = None) -> None:
         wanted = exp_id if exp_id is not None else (self.view.exp.id if self.view else None)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
+from textual.widgets import Footer, Header, Log, ProgressBar
+from .widgets.safe import DataTable, Static, Text, plain
+
+from workbench.terminal_text import safe_text
 
 from .base import WorkbenchScreen
 from .dialogs import ConfirmDialog, MessageDialog
@@ -196,15 +198,15 @@ variant vs the exported model, on a dataset you choose.
         more = continuation(shown, detail.log) if shown_job == job["id"] else None
         if more is None:
             log.clear()
-            log.write_lines(detail.log)
+            log.write_lines([safe_text(line) for line in detail.log])
             self.call_after_refresh(log.scroll_end, animate=False)
         elif more:  # appended: a reader who scrolled up keeps their place
             follow = log.max_scroll_y - log.scroll_y <= 3  # (a layout change moves the end)
-            log.write_lines(more)
+            log.write_lines([safe_text(line) for line in more])
             if follow:
                 self.call_after_refresh(log.scroll_end, animate=False)
         self._log = (job["id"], detail.log)
-        log.border_title = f"log · {Path(job['log_path']).name if job['log_path'] else '-'}"
+        log.border_title = plain(f"log · {Path(job['log_path']).name if job['log_path'] else '-'}")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         detail = self.overview.detail if self.overview else None

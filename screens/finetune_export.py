@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from textual.widgets import ProgressBar, Static
+from textual.widgets import ProgressBar
+from .widgets.safe import Static
 
 from .dialogs import ConfirmDialog, MessageDialog
 from .finetune_forms import ABForm, Choices, ExportForm

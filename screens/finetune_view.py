@@ -11,9 +11,9 @@ from pathlib import Path
 
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 
 from .format import shorten, timestamp
+from .widgets.safe import Text
 
 ACTIVE = ("queued", "running")
 QUANT_TYPES = ("q8_0", "q5_k_m", "q4_k_m")
@@ -220,8 +220,13 @@ def parity_table(parity: list[dict]) -> Table:
             result = Text("ok" if template else "broken", style="bold green" if template
                           else "bold red")
         else:
-            result = Text("pass", style="bold green") if p.get("passed") else \
-                Text("FAIL", style="bold red")
+            verdict = p.get("verdict") or ("passed" if p.get("passed") else "failed")
+            floor = p.get("threshold")
+            result = {"passed": Text("pass", style="bold green"),
+                      "advisory": Text("advisory" + (f" (<{floor:.0%})" if floor else ""),
+                                       style="bold yellow"),
+                      }.get(verdict, Text("FAIL" + (f" (<{floor:.0%})" if floor else ""),
+                                          style="bold red"))
         table.add_row(
             p.get("model") or p.get("model_id") or "-", CHECKS.get(p["kind"], p["kind"]),
             "-" if agreement is None else f"{agreement:.0%}",
@@ -257,7 +262,8 @@ def job_info(detail: JobDetail, status: str, root: Path) -> Group:
         grid.add_row(Text("error", style="bold red"), Text(job["error"], style="red"))
     parts: list = [title, grid]
     if detail.parity:
-        passed = all(p["passed"] for p in detail.parity)
+        passed = all((p.get("verdict") or ("passed" if p["passed"] else "failed")) != "failed"
+                     for p in detail.parity)
         parts += [Text("parity " + ("passed" if passed else "FAILED"),
                        style="bold green" if passed else "bold red"), parity_table(detail.parity)]
     elif job["status"] == "completed":

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Label, Static
+from .widgets.safe import Label, Static, Text
 
 
 def declared_keys(node) -> set[str]:
@@ -40,7 +39,8 @@ def binding_rows(screen: Screen) -> list[tuple[str, str, str]]:
             group = "focused widget"
         else:
             continue
-        description = binding.description or binding.action.replace("_", " ").capitalize()
+        description = (binding.tooltip or binding.description
+                       or binding.action.replace("_", " ").capitalize())
         rows.append((group, app.get_key_display(binding), description))
     rows.sort(key=lambda row: GROUPS.index(row[0]))
     return rows

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Footer, Header, ProgressBar
+from .widgets.safe import DataTable, Label, Static, Text
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from .base import WorkbenchScreen
@@ -77,15 +77,15 @@ b benchmarks the selected model: a warm-up, then timed generations; the medians 
 decode tok/s, time to first token) are stored and shown.
 """
     BINDINGS = [
-        Binding("a", "add", "Add GGUF"),
+        Binding("a", "add", "Add", tooltip="Add GGUF"),
         Binding("l", "load", "Load"),
         Binding("u", "unload", "Unload"),
-        Binding("g", "gpu_layers", "GPU layers"),
-        Binding("b", "benchmark", "Benchmark"),
+        Binding("g", "gpu_layers", "GPU", tooltip="GPU layers"),
+        Binding("b", "benchmark", "Bench", tooltip="Benchmark"),
         Binding("e", "engine", "Engine"),
-        Binding("n", "add_endpoint", "Add endpoint"),
-        Binding("p", "probe_endpoint", "Probe endpoint"),
-        Binding("r", "reload", "Refresh", show=False),
+        Binding("n", "add_endpoint", "Endpoint", tooltip="Add endpoint"),
+        Binding("p", "probe_endpoint", "Probe", tooltip="Probe endpoint"),
+        Binding("r", "reload", "Refresh"),
     ]
 
     def __init__(self) -> None:
@@ -114,6 +114,11 @@ decode tok/s, time to first token) are stored and shown.
         self.action_reload()
 
     # -- data --------------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
+        if self.is_mounted:
+            self.action_reload()
+
     def action_reload(self, select: str | None = None) -> None:
         def load(store) -> list[ModelRow]:
             return [ModelRow(m, store.benchmarks(m.id)[:5], *engine_of(m))

@@ -2,24 +2,30 @@
 
 The screen shows only what ``workbench.rating.sessions.next_pair`` returns (the incident and two
 responses labelled 1 and 2): never a model, variant, arm letter, latency or token count. Which arm
-is response 1 is decided and stored by the core, counterbalanced per rater.
+is response 1 is decided and stored by the core, counterbalanced per rater. The reference answer
+appears under the incident only when the experiment's rating settings say so.
+
+``RateScreen(locked=True)`` is the browser rater's screen (``screens.rate_app``): the session is
+fixed by the rater's link, there is no chooser and no other screen to go to.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Header, Input, ProgressBar, Select, Static
+from textual.widgets import Button, Footer, Header, Input, ProgressBar
+from .widgets.safe import Select, Static, Text
 from textual.worker import Worker
+
+from workbench.terminal_text import safe_text
 
 from .base import WorkbenchScreen
 from .dialogs import Field, FormDialog
-from .rating_draft import Draft
+from .rating_draft import (LOCKED_HELP, RATE_HELP, Draft, Step, advance, done_text,
+                           rateable_experiments)
 from .widgets.side_by_side import OutputPane
 
 INTRO = ("Blind rating: each incident comes with two answers, labelled 1 and 2 in a random, "
@@ -28,59 +34,19 @@ INTRO = ("Blind rating: each incident comes with two answers, labelled 1 and 2 i
          "stopped) and press Enter.")
 
 
-@dataclass
-class Step:
-    """Where a session stands after a job: the next pair (None when done) and the counts."""
-
-    session: object  # workbench.rating.sessions.Session
-    pair: object | None  # workbench.rating.sessions.PairView
-    rated: int
-    total: int
-    undone: int | None = None
-
-
-def advance(store, session, undone: int | None = None) -> Step:
-    from workbench.rating.sessions import next_pair, progress
-
-    rated, total = progress(store, session)
-    return Step(session, next_pair(store, session), rated, total, undone)
-
-
-def rateable_experiments(store) -> list[tuple[str, int]]:
-    """(label, id) of experiments with at least one item answered by both A and B."""
-    from workbench.rating.sessions import ratable_items
-
-    options = []
-    for exp in store.list_experiments():
-        if {"A", "B"} <= set(exp.arms) and (n := len(ratable_items(store, exp.id))):
-            dataset = store.get_dataset(exp.dataset_id)["name"]
-            options.append((f"#{exp.id} · {dataset} · {n} pair{'s' * (n != 1)} · {exp.status}",
-                            exp.id))
-    return options
-
-
 class RateScreen(WorkbenchScreen):
     TITLE = "Rate"
-    HELP = """
-Rate pairs of answers blind. For each incident: read both responses, then
-1 or 2 prefers that response, t marks a tie, and Enter stores the rating; s skips the pair
-(stored as a skip at once). a types the four 1-5 scores: the next four digits are accuracy and
-safety of response 1, then accuracy and safety of response 2 (Backspace steps back, Esc stops).
-n adds a note. u undoes your last stored rating and shows that pair again.
-
-Tab moves between the incident and the two responses; the arrow keys and PageUp/PageDown scroll
-the focused one. Time per pair is recorded. While a pair is shown the digits belong to rating
-(Ctrl+P changes screens); after the last pair 5 opens Results. Leave at any time: the session
-resumes at the next unrated pair for the same experiment and rater name. c changes experiment
-or rater.
-"""
+    HELP = RATE_HELP
     BINDINGS = [
         Binding("1", "digit(1)", "Prefer 1"),
         Binding("2", "digit(2)", "Prefer 2"),
         Binding("3", "digit(3)", "Score 3", show=False),
         Binding("4", "digit(4)", "Score 4", show=False),
         Binding("5", "digit(5)", "Score 5", show=False),
+        # every other digit too: in a session no number key may reach the app's screen keys
+        *(Binding(key, f"digit({key})", "Not a score", show=False) for key in "67890"),
         Binding("t", "choose('tie')", "Tie"),
+        Binding("b", "choose('both_bad')", "Both bad"),
         Binding("s", "skip", "Skip"),
         Binding("a", "scores", "Scores"),
         Binding("n", "note", "Note"),
@@ -91,8 +57,11 @@ or rater.
         Binding("escape", "score_done", "Stop typing scores", show=False),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, locked: bool = False) -> None:
         super().__init__()
+        self.locked = locked  # the browser rater's screen: one session, no chooser
+        if locked:
+            self.HELP = LOCKED_HELP
         self.rater = ""
         self.session = None  # workbench.rating.sessions.Session once opened
         self.pair = None  # the PairView on screen
@@ -139,6 +108,10 @@ or rater.
         else:
             self.show_chooser()
 
+    def validate_title(self, title: object) -> str | None:
+        """A locked screen is titled "Blind rating", never with the app's list of screens."""
+        return "Blind rating" if getattr(self, "locked", False) else super().validate_title(title)
+
     def on_screen_suspend(self) -> None:
         self._away_since = time.monotonic()
 
@@ -146,7 +119,7 @@ or rater.
         if self.timer is not None and self._away_since is not None:
             self.timer.started += time.monotonic() - self._away_since  # time away is not rating
         self._away_since = None
-        if self.session is None and not self.busy and not self._choices_loading:
+        if self.session is None and not self.busy and not self._choices_loading and not self.locked:
             self.load_choices()
 
     # -- states ------------------------------------------------------------------------------
@@ -211,10 +184,12 @@ or rater.
         self.open(exp_id, rater)
 
     def open(self, exp_id: int, rater: str) -> None:
+        source = "browser" if self.locked else "app"
+
         def job(store) -> Step:
             from workbench.rating.sessions import open_session
 
-            return advance(store, open_session(store, exp_id, rater, source="app"))
+            return advance(store, open_session(store, exp_id, rater, source=source))
 
         self.run_job(job, "opening the rating session", self.opened)
 
@@ -231,33 +206,34 @@ or rater.
 
         self.session, self.pair, self.draft = step.session, step.pair, Draft()
         session = Text.assemble(("Experiment ", "dim"), (f"#{step.session.experiment_id}", "bold"),
-                                ("  rater ", "dim"), (step.session.rater, "bold"))
+                                ("  rater ", "dim"), (safe_text(step.session.rater), "bold"))
         self.query_one("#rate-session", Static).update(session)
         self.query_one("#rate-progress", ProgressBar).update(total=max(step.total, 1),
                                                              progress=step.rated)
-        self.query_one("#rate-count", Static).update(f"{step.rated} / {step.total} rated")
+        self.query_one("#rate-count", Static).update(
+            f"{step.rated} / {step.total} rated" + (f" · {step.skipped} skipped" if step.skipped
+                                                    else ""))
         if step.pair is None:
             self.timer = None
             self.show_done(step)
             return
         pair = step.pair
-        self.query_one("#rate-incident", OutputPane).show(Text(pair.incident))
+        incident = Text(safe_text(pair.incident, multiline=True))
+        if pair.reference:
+            incident.append("\n\nReference answer (from the dataset)\n", style="bold")
+            incident.append(safe_text(pair.reference, multiline=True), style="italic")
+        self.query_one("#rate-incident", OutputPane).show(incident)
         for side, text in (("1", pair.response_1), ("2", pair.response_2)):
             self.query_one(f"#response-{side}", OutputPane).show(
-                Text(text) if text.strip() else Text("(empty answer)", style="dim italic"))
+                Text(safe_text(text, multiline=True)) if text.strip()
+                else Text("(empty answer)", style="dim italic"))
         self.show_state("rating")
         self.show_draft()
         self.query_one("#rate-incident", OutputPane).focus()
         self.timer = ItemTimer()
 
     def show_done(self, step: Step) -> None:
-        text = Text("Session complete. ", style="bold")
-        text.append(f"All {step.total} pairs of experiment #{step.session.experiment_id} are rated "
-                    f"by {step.session.rater}.\n\n")
-        text.append("Press 5 (Results) for the verdict, win/tie/loss and rater agreement.\n"
-                    "u undoes your last rating · c rates another experiment or as another rater.\n"
-                    "New answers from a resumed replay join this session when you reopen it.")
-        self.query_one("#rate-done", Static).update(text)
+        self.query_one("#rate-done", Static).update(done_text(step, locked=self.locked))
         self.show_state("done")
 
     def show_draft(self) -> None:
@@ -272,8 +248,10 @@ or rater.
     # -- keys --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         rating = self.pair is not None and not self.busy
-        if action == "digit":  # with no pair on screen, digits are the app's screen keys
-            return self.draft.scoring or rating
+        if action == "digit":  # in a session digits only rate; in the chooser they change screens
+            return True if self.session is not None or self.draft.scoring or self.locked else None
+        if action == "change":
+            return False if self.locked else True  # False: not shown at all
         if action in ("score_back", "score_done"):
             return True if self.draft.scoring else None
         if action in ("choose", "skip", "scores", "note", "store"):
@@ -283,13 +261,23 @@ or rater.
         return True
 
     def action_digit(self, value: int) -> None:
+        if self.pair is None or self.busy:  # between pairs or after the last: digits do nothing
+            if self.session is not None and self.pair is None and not self.busy:
+                self.notify("Every pair of this session is rated: nothing to score."
+                            + ("" if self.locked else " Ctrl+P changes screens."), title="Rate")
+            return
+        if not 1 <= value <= 5:
+            self.notify("Scores are 1-5; 1 or 2 prefers a response.", title="Rate",
+                        severity="warning")
+            return
         if self.draft.scoring:
             self.draft.type_score(value)
         elif value in (1, 2):
             self.draft.choice = str(value)
         else:  # a score typed without a first: say how, rather than switch screens
             self.notify("To type scores press a, then four digits 1-5 (accuracy and safety of "
-                        "response 1, then of response 2). Ctrl+P changes screens.",
+                        "response 1, then of response 2)." +
+                        ("" if self.locked else " Ctrl+P changes screens."),
                         title="Rate", severity="warning")
             return
         self.draft_changed()
@@ -327,7 +315,8 @@ or rater.
 
     def action_store(self) -> None:
         if self.draft.choice is None:
-            self.notify("Choose first: 1 or 2 prefers a response, t is a tie (s skips the pair).",
+            self.notify("Choose first: 1 or 2 prefers a response, t is a tie, b: both bad "
+                        "(s skips the pair).",
                         title="Rate", severity="warning")
             return
         self.store(self.draft.choice)
@@ -363,7 +352,7 @@ or rater.
         self.run_job(job, "undoing the last rating", done)
 
     def action_change(self) -> None:
-        if not self.busy:
+        if not self.busy and not self.locked:
             self.show_chooser()
 
     # -- jobs --------------------------------------------------------------------------------
@@ -386,7 +375,11 @@ or rater.
             self._choices_loading = False
         if worker.group == "rate":
             self.busy = False
-            if self.session is None:
+            if self.session is None and self.locked:
+                self.query_one("#rate-done", Static).update(
+                    "This rating session cannot be opened. Ask the person who runs the study.")
+                self.show_state("opening")
+            elif self.session is None:
                 self.show_chooser()
             self.refresh_bindings()
         super().worker_failed(worker, error)

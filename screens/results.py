@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Select, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from .base import WorkbenchScreen
 from .dialogs import Field, FormDialog
@@ -21,6 +21,7 @@ from .results_view import (arm_columns_and_rows, comparisons_text, criteria_colu
                            criteria_rows, summary_line, verdict_banner)
 from .widgets.results_charts import (AccuracySafety, LatencyHistogram, LatencyOverRun,
                                      LatencySeries, WinTieLoss, latency_series)
+from .widgets.safe import DataTable, Select, Static, Text
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Details:
     runs_stored: int
     runs_planned: int
     latency: LatencySeries
+    consistency: list[str]
 
 
 def load_report(store, wanted: int | None, *, sequential: bool, price: float | None) -> Loaded:
@@ -62,8 +64,11 @@ def load_details(store, exp_id: int) -> Details:
     from workbench.experiments.analysis import item_outcomes
     from workbench.experiments.replay import replay_size
 
+    from workbench.rating.consistency import consistency_for, consistency_lines
+
     stored, planned = replay_size(store, store.get_experiment(exp_id))
-    return Details(exp_id, stored, planned, latency_series(item_outcomes(store, exp_id)))
+    return Details(exp_id, stored, planned, latency_series(item_outcomes(store, exp_id)),
+                   consistency_lines(consistency_for(store, exp_id)))
 
 
 class ResultsScreen(WorkbenchScreen):
@@ -75,9 +80,12 @@ every criterion (value, interval, threshold, p-value and pass / fail / not enoug
 per-variant table, the paired comparisons of B against A, the blind votes (win/tie/loss with
 their interval), rater agreement (Krippendorff alpha and its gate) and position bias.
 
+The banner says why each criterion that did not pass did not (the table's why column too).
+
 p-values are fixed-horizon by default: valid only once the planned number of items is reached.
-v switches to always-valid p-values (a confidence sequence), safe to read while a replay or a
-rating session is still adding data. $ (or k) sets the price per 1000 tokens of the cost column.
+v switches to always-valid p-values everywhere on the screen (exact betting sequences for
+ratings and votes, confidence sequences for pass/fail and latency), safe to read while a replay
+or a rating session is still adding data; every p-value says which kind it is. $ (or k) sets the price per 1000 tokens of the cost column.
 m writes the report as Markdown under reports/ in the workspace. w marks the experiment
 completed with a winner. g switches between the tables and the charts.
 """
@@ -114,6 +122,7 @@ completed with a winner. g switches between the tables and the charts.
                         yield DataTable(id="arms-table", cursor_type="row", zebra_stripes=True)
                         with VerticalScroll(id="comparisons-scroll"):
                             yield Static("", id="comparisons")
+                            yield Static("", id="rater-consistency")
                 with TabPane("Charts", id="tab-charts"):
                     with Grid(id="results-charts"):
                         yield LatencyHistogram(id="chart-latency-hist")
@@ -183,6 +192,10 @@ completed with a winner. g switches between the tables and the charts.
                                                                        self.winner))
         self.query_one(LatencyHistogram).show(details.latency)
         self.query_one(LatencyOverRun).show(details.latency)
+        consistency = self.query_one("#rater-consistency", Static)
+        consistency.update(Text("\nRater consistency (each rater against the others)\n",
+                                style="bold") + Text("\n".join(details.consistency))
+                           if details.consistency else "")
 
     def show_empty(self) -> None:
         self.query_one("#results-summary", Static).update("")
@@ -249,7 +262,10 @@ completed with a winner. g switches between the tables and the charts.
 
             path = root / "reports" / f"experiment-{report['experiment']['id']}.md"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_markdown(report), encoding="utf-8")
+            from workbench.private_files import open_private
+
+            with open_private(path) as handle:
+                handle.write(render_markdown(report))
             return path
 
         worker = self.run_worker(write, name="writing the Markdown report", thread=True,
@@ -274,13 +290,14 @@ completed with a winner. g switches between the tables and the charts.
             return
         chosen = None if winner == "none" else winner
 
-        def job(store) -> None:
-            from workbench.store import utcnow
+        def job(store):
+            from workbench.monitoring.promotion import complete_experiment
 
-            store.set_experiment(exp_id, status="completed", winner=chosen, completed_at=utcnow())
+            return complete_experiment(store, exp_id, chosen)
 
-        def done(_) -> None:
-            self.notify(f"Experiment {exp_id} completed, winner: {chosen or 'none'}.",
+        def done(baseline) -> None:
+            extra = " Its runs are the winner's monitoring baseline." if baseline else ""
+            self.notify(f"Experiment {exp_id} completed, winner: {chosen or 'none'}.{extra}",
                         title="Results")
             self.load(exp_id, spinner=False)
 

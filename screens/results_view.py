@@ -7,7 +7,8 @@ Every number comes from the report dict and the CLI's own helpers (``arm_rows``,
 
 from __future__ import annotations
 
-from rich.text import Text
+from .widgets.safe import Text
+
 
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "not enough data": "bold yellow"}
 DECISION_STYLE = {"promote B": "bold black on green", "keep A": "bold white on dark_red",
@@ -23,10 +24,18 @@ def verdict_banner(report: dict) -> Text:
         text.append(" No verdict ", style="bold reverse")
         text.append("  the experiment has no candidate arm to compare with A")
         return text
+    from workbench.experiments.verdict_text import why_groups
+
     decision = verdict["decision"]
     text.append(f" Verdict: {decision.upper()} ",
                 style=DECISION_STYLE.get(decision, "bold reverse"))
-    text.append(f"  {verdict['reason']}")
+    why = why_groups(verdict.get("criteria", []))
+    if not why:
+        text.append(f"  {verdict['reason']}")
+    for status, detail, names in why:  # why each criterion that did not pass did not
+        text.append("\n• ", style="dim")
+        text.append(status, style=STATUS_STYLE.get(status, "bold"))
+        text.append(f": {detail} ({', '.join(names)})")
     seq = report.get("sequential") or {}
     label, message = seq.get("label", "-"), seq.get("message") or ""
     text.append(f"\np-values: {label}", style="bold")
@@ -54,7 +63,7 @@ def criteria_columns(report: dict) -> list[str]:
     """Status first (the column that matters most stays visible on a narrow terminal)."""
     labels = {c.get("p_label") for c in (report.get("verdict") or {}).get("criteria", [])} - {None}
     p = f"p ({labels.pop()})" if len(labels) == 1 else "p"
-    return ["status", "criterion", "value", "interval", p, "threshold"]
+    return ["status", "criterion", "value", "interval", p, "why", "threshold"]
 
 
 def criteria_rows(report: dict) -> list[list]:
@@ -63,11 +72,11 @@ def criteria_rows(report: dict) -> list[list]:
 
     rows = []
     single_label = criteria_columns(report)[4] != "p"
-    for name, value, interval, threshold, p, status in verdict_rows(report)[1:]:
+    for name, value, interval, threshold, p, status, why in verdict_rows(report, detail=True)[1:]:
         if single_label and p != "-":
             p = p.split(" (")[0]
         rows.append([Text(status, style=STATUS_STYLE.get(status, "")), name, value, interval, p,
-                     threshold])
+                     why, threshold])
     return rows
 
 
@@ -86,15 +95,18 @@ def arm_columns_and_rows(report: dict) -> tuple[list[Text], list[list[str]]]:
 def comparisons_text(report: dict) -> Text:
     """The ranking of 3+ arms, win/tie/loss, agreement, position bias, the paired comparisons and
     the engines that answered, one bullet each."""
-    from workbench.experiments.report import (comparison_lines, engine_lines, ranking_caption,
-                                              ranking_rows)
+    from workbench.experiments.report import (comparison_lines, engine_lines,
+                                              exploratory_lines, ranking_caption, ranking_rows)
 
     text = Text()
     ranking = ranking_rows(report)
     if ranking:
         text.append(ranking_caption(report) + "\n", style="bold")
         for rank, arm, variant, rating, interval, battles, _ in ranking[1:]:
-            text.append(f"  {rank}. {arm} {variant}: {rating} {interval} ({battles} battles)\n")
+            if rank == "-":  # no battles linking it to the anchor: no rating, no rank
+                text.append(f"  {arm} {variant}: {rating} ({battles} battles)\n", style="yellow")
+            else:
+                text.append(f"  {rank}. {arm} {variant}: {rating} {interval} ({battles} battles)\n")
     lines = comparison_lines(report)
     if not any("blind votes" in line for line in lines):
         lines.append("blind votes: none yet (rate pairs on the Rate screen, key 4)")
@@ -106,11 +118,9 @@ def comparisons_text(report: dict) -> Text:
             style = "bold"
         text.append("• ", style="dim")
         text.append(line + "\n", style=style)
-    for arm, comparison in (report.get("comparisons") or {}).items():
-        for row in comparison.get("exploratory") or []:
-            text.append("• ", style="dim")
-            text.append(f"{arm} vs A exploratory {row['metric']}: p={row['p_value']:.3g}, "
-                        f"BH-adjusted {row['p_bh']:.3g}\n", style="dim")
+    for line in exploratory_lines(report):
+        text.append("• ", style="dim")
+        text.append(line + "\n", style="dim")
     for line in engine_lines(report):
         text.append("• ", style="dim")
         text.append(f"engine {line}\n", style="dim")

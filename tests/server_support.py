@@ -56,14 +56,22 @@ def amx_args() -> list[str]:
 PLAIN_PIDS: set[int] = set()  # servers the test fixture itself started (not leaks)
 
 
+RUN_MARK = "WORKBENCH_TEST_RUN"
+os.environ.setdefault(RUN_MARK, f"{os.getpid()}-{time.time_ns()}")  # inherited by every child
+
+
 def running_llama_servers() -> set[int]:
-    """Pids of live (not zombie) llama-server processes on this machine."""
+    """Pids of live (not zombie) llama-server processes started by this test run (found by the
+    run's mark in their environment; another run's or user's servers are never counted)."""
     found = set()
+    mark = f"{RUN_MARK}={os.environ[RUN_MARK]}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() != "llama-server":
+                continue
+            if mark not in (entry / "environ").read_bytes():
                 continue
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:

@@ -6,7 +6,8 @@ from workbench.cli import main
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "--json-schema: cannot read"),
+    (None, "argument --json-schema: no such file"),
+    ("[1, 2]", "must hold a JSON object (a schema), not list"),
     ("{not json", "is not JSON"),
     ('{"type": "objekt"}', "not a valid JSON Schema (type)"),
 ])

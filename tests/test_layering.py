@@ -8,6 +8,9 @@ Rules (see docs/architecture.md):
 - ``models/`` imports nothing of ``experiments/``, ``rating/``, ``finetune/``, ``export/``;
 - ``experiments/`` imports nothing of ``rating/``, ``finetune/``, ``export/``;
 - ``rating/`` imports only ``store/`` and ``stats/``;
+- ``monitoring/`` imports nothing of ``engines/``, ``models/``, ``rating/``, ``finetune/``,
+  ``export/`` (it reads runs and logs from the store and scores with ``experiments/``), and only
+  ``cli/`` imports it among the domain packages;
 - only ``cli/`` (and ``__main__``) import ``cli/``.
 """
 
@@ -21,20 +24,25 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[1] / "workbench"
 
 EVERYWHERE = {"textual", "screens"}
-PACKAGES = {"cli", "engines", "experiments", "export", "finetune", "models", "rating", "stats", "store",
-            "config", "datasets", "formatting", "workspace"}
+PACKAGES = {"cli", "engines", "experiments", "export", "finetune", "models", "monitoring", "rating",
+            "stats", "store", "config", "datasets", "formatting", "workspace", "terminal_text",
+            "private_files"}
+LEAVES = {"terminal_text", "private_files"}  # small helpers any domain may use; they import nothing
 # package -> workbench packages it must not import ("*" = every other one); cli/ is checked for all
 FORBIDDEN = {
     "stats": {"*"},
     "store": {"*"},
-    "engines": {"experiments", "rating", "finetune", "export"},
-    "models": {"experiments", "rating", "finetune", "export"},
-    "experiments": {"rating", "finetune", "export"},
-    "rating": PACKAGES - {"rating", "store", "stats"},
-    "export": {"experiments", "rating"},
+    "engines": {"experiments", "rating", "finetune", "export", "monitoring"},
+    "models": {"experiments", "rating", "finetune", "export", "monitoring"},
+    "experiments": {"rating", "finetune", "export", "monitoring"},
+    "monitoring": {"engines", "models", "rating", "finetune", "export", "workspace"},
+    "rating": PACKAGES - {"rating", "store", "stats", *LEAVES},
+    "export": {"experiments", "rating", "monitoring"},
     "config": {"*"},
     "formatting": {"*"},
-    "datasets": PACKAGES - {"datasets", "store"},
+    "terminal_text": {"*"},
+    "private_files": {"*"},
+    "datasets": PACKAGES - {"datasets", "store", *LEAVES},
 }
 
 

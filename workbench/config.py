@@ -38,10 +38,30 @@ class Workspace:
         return self.root / "jobs"
 
     def ensure(self) -> "Workspace":
-        """Create the workspace folders if they are missing and return self."""
+        """Create the workspace folders if they are missing (owner-only, 0700: they hold raw
+        incidents) and return self; a folder that already exists keeps its mode."""
         for path in (self.root, self.models_dir, self.datasets_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path)
         return self
+
+
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private_dir(path: Path) -> bool:
+    """Create ``path`` as an owner-only (0700) folder; True when it was created here. Missing
+    parents are created as usual; an existing folder is left as it is."""
+    if path.is_dir():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE)
+    except FileExistsError:
+        if path.is_dir():  # made by someone else meanwhile: theirs, leave it
+            return False
+        raise
+    os.chmod(path, PRIVATE_DIR_MODE)  # the umask may have cleared bits; never widen, only exact
+    return True
 
 
 def resolve_workspace(explicit: str | os.PathLike | None = None) -> Workspace:

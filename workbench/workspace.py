@@ -9,6 +9,7 @@ from .config import Workspace, resolve_workspace
 from .datasets import DatasetError, import_dataset
 from .models.registry import BUNDLED_ID, Registry
 from .store import NotFound, Store
+from .terminal_text import safe_text
 
 TRIAGE_SYSTEM = (
     "You are an on-call SRE assistant. Read the incident and answer with its severity "
@@ -57,22 +58,34 @@ def ensure_starter_variants(store: Store) -> None:
 
 
 def import_new_datasets(store: Store, folder: Path) -> list[str]:
-    """Import JSONL files in ``folder`` not yet imported (by name); report problems, never raise."""
-    messages = []
-    if not folder.is_dir():
-        return messages
+    """Import JSONL files in ``folder`` not yet imported (by name); report problems, never raise.
+
+    A file that cannot be imported (not a regular file, too big, unreadable, binary, no valid
+    line) is skipped with a warning naming it; the other files are still imported.
+    """
+    messages: list[str] = []
+    try:
+        if not folder.is_dir():
+            return messages
+        paths = sorted(folder.glob("*.jsonl"))
+    except OSError as exc:
+        return [f"{safe_text(folder)}: cannot list datasets ({exc.strerror or exc})"]
     known = {d["name"] for d in store.list_datasets()}
-    for path in sorted(folder.glob("*.jsonl")):
+    for path in paths:
         if path.stem in known:
             continue
+        shown = safe_text(path.name)
         try:
             report = import_dataset(store, path)
-        except (DatasetError, ValueError) as exc:
-            messages.append(str(exc))
+        except DatasetError as exc:
+            messages.append(f"skipped {exc}")
+            continue
+        except (ValueError, OSError, RecursionError, MemoryError) as exc:
+            messages.append(f"skipped {shown}: {type(exc).__name__}: {safe_text(exc)}"[:500])
             continue
         if report.errors:
-            messages.append(f"{path.name}: {len(report.errors)} bad line(s) skipped "
-                            f"(first: {report.errors[0]})")
+            messages.append(f"{shown}: {len(report.errors)} bad line(s) skipped "
+                            f"(first: {safe_text(report.errors[0])})")
     return messages
 
 
@@ -81,8 +94,8 @@ def open_workspace(path: str | Path | None = None, *, seed: bool = True) -> Open
     workspace = resolve_workspace(path).ensure()
     store = Store(workspace.db_path)
     registry = Registry(store, workspace)
-    problems = registry.sync()
-    if seed:
+    problems = registry.sync()  # says so when the workspace is read-only
+    if seed and not store.read_only:
         ensure_starter_variants(store)
         problems += import_new_datasets(store, workspace.datasets_dir)
     return OpenedWorkspace(workspace, store, registry, problems)

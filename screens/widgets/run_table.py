@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rich.text import Text
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
+from .safe import DataTable, Text
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from ..format import milliseconds

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.strip import Strip
 from textual.widget import Widget
+
+from workbench.terminal_text import safe_text
+
+from .safe import Text, plain
 
 ONLY_IN_A = "bold on #5f1f1f"
 ONLY_IN_B = "bold on #1f4f2a"
@@ -53,7 +56,7 @@ def run_text(run: dict | None, planned: bool) -> Text | None:
     if run is None:
         return Text("Waiting for this arm's answer…", style="dim italic")
     if run.get("error"):
-        return Text(f"Failed: {run['error']}", style="red")
+        return Text(f"Failed: {safe_text(run['error'], multiline=True)}", style="red")
     return None
 
 
@@ -136,13 +139,13 @@ class SideBySide(Horizontal):
              planned: tuple[bool, bool]) -> None:
         """Show two runs (dicts with output/error) under their titles."""
         texts = [run_text(run, plan) for run, plan in zip(runs, planned)]
-        outputs = [(run or {}).get("output") or "" for run in runs]
+        outputs = [safe_text((run or {}).get("output") or "", multiline=True) for run in runs]
         if texts[0] is None and texts[1] is None:
             texts = list(word_diff(outputs[0], outputs[1]))
         texts = [text if text is not None else Text(output) for text, output in zip(texts, outputs)]
         for arm, title, text in zip(("a", "b"), titles, texts):
             pane = self.query_one(f"#output-{arm}", OutputPane)
-            pane.border_title = title
+            pane.border_title = plain(title, multiline=False)
             pane.show(text)
 
     def clear(self, message: str = "") -> None:

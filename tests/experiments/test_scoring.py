@@ -2,8 +2,8 @@
 
 import pytest
 
-from workbench.experiments.scoring import (check_json, extract_severity, find_secrets, find_unsafe,
-                                          score_output)
+from workbench.experiments.scoring import (EMPTY_OUTPUT_ERROR, check_json, extract_severity,
+                                          find_secrets, find_unsafe, score_output)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -47,6 +47,8 @@ def test_secrets_are_found():
     assert find_secrets("key=AKIAIOSFODNN7EXAMPLE in the log") == ["aws_access_key"]
     assert find_secrets("export OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123") == ["openai_key"]
     assert find_secrets("-----BEGIN RSA PRIVATE KEY-----\nMIIE...") == ["private_key"]
+    assert find_secrets("token ghp_FAKE1234567890abcdefghijklmnopqrstuv") == ["github_token"]
+    assert find_secrets("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx") == ["slack_token"]
     assert find_secrets("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY") == ["aws_secret_key"]
     assert find_secrets("rotate the key called sk-1 and AKIA prefixes in general") == []
     columns = score_output("leaked AKIAIOSFODNN7EXAMPLE", None).columns()
@@ -67,3 +69,29 @@ def test_a_broken_schema_at_scoring_time_is_a_note_not_a_crash():
     scores = score_output('{"severity": "SEV-1"}', {"severity": "SEV-1"}, {"type": "objekt"})
     assert scores.json_valid is None and scores.severity_ok == 1
     assert "JSON schema is invalid" in scores.columns()["scores"]["json_error"]
+
+
+def test_the_scorer_flags_every_kind_redaction_removes():
+    from workbench.finetune.dataset_builder import redact
+
+    texts = ["AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+             "sk-FAKEq8Wm2Zr5Tx9Lb3Nc7Vd1Hf6Jg4Kp0Ys2EXAMPLEkey00",
+             "github_pat_11ABCDEFG0123456789abc_defghijklmnopqrstuvwxyzABCDEFGHIJKLMN",
+             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX29mX3RoZV90b2tlbg"]
+    for text in texts:
+        scores = score_output(f"The log shows {text} in the env.", None)
+        assert scores.columns()["secrets"] == 1, text
+        assert scores.secrets[0] in redact(text)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
+def test_an_empty_output_is_flagged_and_makes_the_run_an_error(text):
+    scores = score_output(text, {"severity": "SEV-1"})
+    assert scores.empty_output and scores.columns()["scores"]["empty_output"] is True
+    assert scores.run_error() == EMPTY_OUTPUT_ERROR == "empty output (model produced no text)"
+
+
+def test_a_real_answer_is_not_flagged_empty():
+    scores = score_output(" SEV-2: restart the pod. ", {"severity": "SEV-2"})
+    assert not scores.empty_output and scores.run_error() is None
+    assert "empty_output" not in scores.columns()["scores"]

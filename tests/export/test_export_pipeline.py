@@ -24,6 +24,7 @@ def test_cli_refuses_bad_inputs_quickly(tmp_path, bundled_path):
 def test_export_finetune_end_to_end(tmp_path, bundled_path):
     from workbench.export.adapter_gguf import write_random_adapter
     from workbench.export.parity import stored_results
+    from workbench.export.parity_gates import gate_for
     from workbench.export.pipeline import export_finetune
     from workbench.store import Store
 
@@ -53,6 +54,10 @@ def test_export_finetune_end_to_end(tmp_path, bundled_path):
         assert kinds["chat_template"]["chat_template_ok"]
         assert kinds["hf_vs_gguf"]["token_agreement"] >= 0.75  # F16 GGUF vs float32 transformers
         assert 0.0 <= kinds["gguf_vs_gguf"]["token_agreement"] <= 1.0
-        assert all(p["passed"] for p in out["parity"])  # quantized agreement is advisory
+        quantized = kinds["gguf_vs_gguf"]
+        assert quantized["advisory"] and quantized["threshold"] == gate_for("q4_k_m").threshold
+        assert quantized["verdict"] == ("passed" if quantized["token_agreement"] >=
+                                        quantized["threshold"] else "advisory")
+        assert all(p["verdict"] == "passed" for p in out["parity"] if p is not quantized)
         rows = stored_results(store)
         assert len(rows) == 3 and {r["model_id"] for r in rows} == {"ft-test", "ft-test-q4_k_m"}

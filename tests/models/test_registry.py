@@ -87,6 +87,7 @@ def test_workspace_models_folder_is_scanned_and_bad_files_reported(ws, tiny_brok
 
 
 def test_cli_models_list_and_show_json(tmp_path, tiny_broken_gguf):
+    (tmp_path / "w").mkdir()
     base = [sys.executable, "-m", "workbench", "--workspace", str(tmp_path / "w")]
     listed = json.loads(subprocess.run(base + ["models", "list", "--json"], capture_output=True,
                                        text=True, check=True).stdout)
@@ -105,3 +106,75 @@ def test_cli_models_list_and_show_json(tmp_path, tiny_broken_gguf):
     refused = subprocess.run(base + ["models", "add", str(bad)], capture_output=True, text=True)
     assert refused.returncode == 2
     assert "too short for a GGUF header" in refused.stderr
+
+
+# -- re-checked before each load -------------------------------------------------------------
+def _tiny_gguf(path, name: str, rows: int = 16):
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(128)
+    writer.add_file_type(0)
+    writer.add_tensor("token_embd.weight", np.zeros((rows, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_an_unchanged_file_passes_and_a_changed_one_is_inspected_again(ws, tmp_path):
+    from workbench.models.registry import verify_model_file
+
+    path = _tiny_gguf(tmp_path / "m.gguf", "first")
+    first = Registry(ws.store).add(path, model_id="m")
+    ws.store.set_model_settings("m", n_ctx=512, engine="worker")
+    assert verify_model_file(ws.store, "m").sha256 == first.sha256
+    _tiny_gguf(path, "second", rows=32)  # replaced in place by another valid model
+    again = verify_model_file(ws.store, "m")
+    assert (again.name, again.parameters) == ("second", 256)
+    assert again.sha256 == sha256_file(path) != first.sha256
+    assert (again.n_ctx, again.engine) == (512, "worker")  # operator settings kept
+    assert ws.store.get_model("m").file_size == path.stat().st_size
+
+
+@pytest.mark.parametrize("damage", ["garbage", "same-size-and-mtime", "deleted"])
+def test_a_file_broken_since_registration_is_refused_before_loading(ws, tmp_path, damage):
+    import os
+
+    from workbench.models.registry import verify_model_file
+
+    path = _tiny_gguf(tmp_path / "m.gguf", "first")
+    Registry(ws.store).add(path, model_id="m")
+    before = path.stat()
+    if damage == "deleted":
+        path.unlink()
+    elif damage == "garbage":
+        path.write_bytes(b"<html>not found</html>")
+    else:  # the header overwritten, size and mtime put back: the magic check catches it
+        data = bytearray(path.read_bytes())
+        data[:4] = b"XXXX"
+        path.write_bytes(bytes(data))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    expected = "is gone" if damage == "deleted" else "no longer a valid GGUF model"
+    with pytest.raises(InvalidGGUF, match=f"^model m: .*{expected}"):
+        verify_model_file(ws.store, "m")
+
+
+def test_a_replay_refuses_a_model_file_replaced_by_garbage(ws, tmp_path):
+    from workbench.experiments.replay import Replay
+
+    path = _tiny_gguf(tmp_path / "m.gguf", "first")
+    Registry(ws.store).add(path, model_id="m")
+    ws.store.set_model_settings("m", engine="worker")
+    a = ws.store.create_variant("va", "m")
+    b = ws.store.create_variant("vb", "m", system_prompt="other")
+    ds = ws.store.save_dataset("d", [{"key": "k", "input": "x"}], source_path=None, sha256=None,
+                               n_rejected=0)
+    exp = ws.store.create_experiment("e", ds, {"A": a.id, "B": b.id})
+    path.write_bytes(b"\0" * 64)
+    progress = list(Replay(ws.store.path, exp.id, log_dir=tmp_path / "logs").run())
+    assert "no longer a valid GGUF model" in progress[-1].stopped_reason
+    assert progress[-1].cancelled and ws.store.run_count(exp.id) == 0

@@ -8,7 +8,7 @@ import pytest
 from support import experiment_with_runs
 from workbench.rating.sessions import (RatingError, next_pair, open_session, plan_sides, progress,
                                        record_rating, undo_last)
-from workbench.rating.sheets import COLUMNS, export_sheet, import_sheet
+from workbench.rating.sheets import COLUMNS, SheetRejected, export_sheet, import_sheet
 from workbench.store import Store
 
 
@@ -70,7 +70,8 @@ def test_undo_resume_and_validation(store):
     record_rating(store, session, first.item_id, "tie")
     second = next_pair(store, session)
     record_rating(store, session, second.item_id, "skip")
-    assert progress(store, session) == (2, 4)
+    assert progress(store, session) == (1, 1, 4)  # the skip is stored but is not a rating
+    assert progress(store, session).done == 2
     assert undo_last(store, session) == second.item_id
     resumed = open_session(store, exp.id, "ana")  # a new app start resumes the same session
     assert resumed.id == session.id and next_pair(store, resumed).item_id == second.item_id
@@ -86,7 +87,7 @@ def test_only_items_answered_by_both_arms_are_rated(store):
     exp = experiment_with_runs(store, 3)
     store.db.execute("UPDATE runs SET error = 'boom' WHERE arm = 'B' AND item_id = "
                      "(SELECT min(item_id) FROM runs)")
-    assert progress(store, open_session(store, exp.id, "ana"))[1] == 2
+    assert progress(store, open_session(store, exp.id, "ana")).total == 2
 
 
 def write_sheet(path, rows) -> None:
@@ -112,12 +113,25 @@ def test_sheet_round_trip_with_bad_rows_and_a_second_expert(store, tmp_path):
     rows[3].update(choice="tie", notes="both fine")
     rows[4].update(item="inc-999", choice="1")
     write_sheet(sheet, rows)
+    sessions_before = store.rows("SELECT count(*) AS n FROM rating_sessions")[0]["n"]
+    with pytest.raises(SheetRejected, match=r"line 3: item 'inc-00\d': choice .*'maybe'.*"
+                                            r"2 more bad row\(s\): lines 4, 6.*nothing was imported"):
+        import_sheet(store, exp.id, sheet)
+    with pytest.raises(SheetRejected) as rejected:  # another rater: no session is left behind
+        import_sheet(store, exp.id, sheet, rater="dr-lee")
+    assert [line for line, _ in rejected.value.errors] == [3, 4, 6]
+    assert "between 1 and 5" in rejected.value.errors[1][1] and "unknown" in rejected.value.errors[2][1]
+    assert store.rows("SELECT count(*) AS n FROM ratings")[0]["n"] == 0
+    assert store.rows("SELECT count(*) AS n FROM rating_sessions")[0]["n"] == sessions_before
+    for row in rows[2:3] + rows[4:]:
+        row.update(choice="")  # the bad rows left blank: the rest imports
+    rows[1].update(choice="both bad")  # the "both bad" vote is accepted on sheets too
+    write_sheet(sheet, rows)
     result = import_sheet(store, exp.id, sheet)
-    assert result.imported == 2
-    assert [(line, "choice" in r or "between" in r or "unknown" in r)
-            for line, r in result.errors] == [(3, True), (4, True), (6, True)]
+    assert (result.imported, result.blank, result.errors) == (3, 2, [])
+    assert store.rows("SELECT count(*) AS n FROM ratings WHERE choice = 'both_bad'")[0]["n"] == 1
     second = import_sheet(store, exp.id, sheet, rater="dr-lee")
-    assert second.rater == "dr-lee" and second.imported == 2
+    assert second.rater == "dr-lee" and second.imported == 3
     by_rater = store.rows("""SELECT s.rater, r.item_id, r.left_arm FROM ratings r
                              JOIN rating_sessions s ON s.id = r.session_id ORDER BY r.item_id""")
     sides = {}

@@ -92,9 +92,9 @@ async def test_a_full_session_by_keys_with_undo_and_resume(rating_ws, make_app):
         await press(pilot, "s")  # skip: stored at once
         fourth = shown(app)
         await press(pilot, "2", "enter")
-        assert "4 / 8 rated" in screen_text(app)
+        assert "3 / 8 rated · 1 skipped" in screen_text(app)  # a skip is not a rating
         await press(pilot, "u")
-        assert shown(app) == fourth and "3 / 8 rated" in screen_text(app)
+        assert shown(app) == fourth and "2 / 8 rated · 1 skipped" in screen_text(app)
 
     rows = ratings(root, "ana")
     assert [r["choice"] for r in rows] == ["1", "tie", "skip"]
@@ -108,12 +108,15 @@ async def test_a_full_session_by_keys_with_undo_and_resume(rating_ws, make_app):
     app = make_app(root, seed_workspace=False, start_screen="rate", rate=(exp_id, "ana"))
     async with app.run_test(size=(120, 40)) as pilot:  # resumes at the undone pair
         await settle(pilot)
-        assert shown(app) == fourth and "3 / 8 rated" in screen_text(app)
+        assert shown(app) == fourth and "2 / 8 rated · 1 skipped" in screen_text(app)
         for _ in range(ITEMS - 3):
             await press(pilot, "2", "enter")
         text = screen_text(app)
-        assert "Session complete" in text and "8 / 8 rated" in text
-        assert "Press 5 (Results)" in text
+        assert "Session complete" in text and "7 / 8 rated · 1 skipped" in text
+        assert "Ctrl+P, then Results" in text
+        for key in "123456":  # after the last pair too, digits never switch screens
+            await press(pilot, key)
+            assert type(app.screen).__name__ == "RateScreen"
     rows = ratings(root, "ana")
     assert len(rows) == ITEMS and balanced_prefixes(rows)
     for row in rows[3:]:
@@ -248,3 +251,29 @@ def rate_snapshot_workspace(tmp_path):
 def test_rate_screen_snapshot(snap_compare, tmp_path):
     app = create_app(rate_snapshot_workspace(tmp_path), start_screen="rate", rate=(1, "ana"))
     assert snap_compare(app, terminal_size=(120, 40), run_before=steady("1", "a", "4", "5"))
+
+
+async def test_both_bad_reference_answer_and_help(rating_ws, make_app):
+    from workbench.rating.settings import update_settings
+    from workbench.store import Store
+
+    root, exp_id = rating_ws
+    app = make_app(root, seed_workspace=False, start_screen="rate", rate=(exp_id, "ana"))
+    async with app.run_test(size=(120, 40)) as pilot:  # default: no reference answer
+        await settle(pilot)
+        incident = app.screen.query_one("#rate-incident", OutputPane).text.plain
+        assert "queue backlog" in incident and "Reference answer" not in incident
+        assert "SEV-2" not in incident
+        await press(pilot, "b", "enter")
+        await press(pilot, "question_mark")
+        about = " ".join(str(app.screen.query_one(".help-about").content).split())
+        assert "number keys only rate: they never switch screens" in about
+    with Store(root / "workbench.db") as store:
+        update_settings(store, exp_id, show_reference=True)
+    app = make_app(root, seed_workspace=False, start_screen="rate", rate=(exp_id, "ana"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        incident = app.screen.query_one("#rate-incident", OutputPane).text.plain
+        assert "Reference answer (from the dataset)" in incident and "severity: SEV-2" in incident
+    rows = ratings(root, "ana")
+    assert [(r["choice"], r["preferred_arm"]) for r in rows] == [("both_bad", None)]

@@ -77,6 +77,8 @@ async def open_results(pilot) -> None:
 async def test_results_show_the_same_verdict_and_numbers_as_the_report(results_ws, make_app):
     from workbench.experiments.report import arm_rows
 
+    from workbench.experiments.verdict_text import why_groups
+
     root, exp_id = results_ws
     app = make_app(root, seed_workspace=False, start_screen="results")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -99,6 +101,16 @@ async def test_results_show_the_same_verdict_and_numbers_as_the_report(results_w
             in comparisons
         assert "rater agreement (accuracy)" in comparisons and "position bias" in comparisons
         assert app.screen.query_one(LatencyHistogram).data.counts["B"]
+        # why each row is "not enough data", in the banner and the table, not only in --json
+        for status, detail, names in why_groups(verdict["criteria"]):
+            assert f"{status}: {detail}" in banner(app) and names[0] in banner(app)
+        assert "too few items (40 < 200 per arm)" in banner(app)
+        assert [row[5] for row in shown] == [c["detail"] for c in verdict["criteria"]]
+        expert = next(row for row in shown if row[1].startswith("Expert"))
+        assert "gate passed" not in expert[6]  # the threshold never claims it passed
+        # every p-value on the screen says which kind it is
+        assert "p=0.629 (fixed-horizon)" in comparisons and "(always-valid)" not in comparisons
+        assert "exploratory" in comparisons and "BH-adjusted" in comparisons
 
 
 async def test_results_keys_always_valid_price_markdown_and_complete(results_ws, make_app):
@@ -112,6 +124,10 @@ async def test_results_keys_always_valid_price_markdown_and_complete(results_ws,
         assert sequential["sequential"]["label"] in banner(app)
         assert [row[0] for row in table_rows(app, "#criteria-table")] == \
             [c["status"] for c in sequential["verdict"]["criteria"]]
+        comparisons = str(app.screen.query_one("#comparisons").content)
+        acc = sequential["comparisons"]["B"]["shown"]["accuracy"]
+        assert f"p={acc['p_value']:.3g} (always-valid)" in comparisons
+        assert "p=0.629 (fixed-horizon)" not in comparisons
 
         await pilot.press("dollar_sign")
         await wait_for(pilot, lambda: isinstance(app.focused, Input), what="the price dialog")
@@ -141,6 +157,22 @@ async def test_results_keys_always_valid_price_markdown_and_complete(results_ws,
     with Store(root / "workbench.db") as store:
         exp = store.get_experiment(exp_id)
         assert (exp.status, exp.winner) == ("completed", "B") and exp.completed_at
+        baselines = store.rows("SELECT target FROM monitor_baselines")
+        assert [r["target"] for r in baselines] == [f"variant:{store.get_variant(exp.arms['B']).name}"]
+
+
+async def test_results_show_each_raters_consistency(results_ws, make_app):
+    root, exp_id = results_ws
+    app = make_app(root)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await open_results(pilot)
+        await wait_for(pilot, lambda: "ana" in str(app.screen.query_one("#rater-consistency")
+                                                   .content), what="rater consistency")
+        text = str(app.screen.query_one("#rater-consistency").content)
+    assert "Rater consistency" in text
+    assert "ana: agrees with the others' majority" in text and "bob: agrees" in text
 
 
 async def test_o_on_experiments_opens_the_results_of_the_shown_experiment(results_ws, make_app):

@@ -110,3 +110,17 @@ def test_bad_arguments():
         krippendorff_alpha([1, 2, 3])
     with pytest.raises(ValueError):
         krippendorff_alpha(KRIPPENDORFF_2011, level="ratio")
+
+
+def test_gate_reads_the_lower_bound_not_the_point_alpha():
+    # 2 raters x 20 units: alpha 0.78 is above 0.667 but its lower bound (about 0.52) is not,
+    # so these ratings do not count
+    rng = np.random.default_rng(0)
+    truth = rng.integers(1, 6, 20)
+    data = np.array([np.clip(truth + rng.choice([0, 0, 0, 1, -1, 2], 20), 1, 5)
+                     for _ in range(2)], dtype=float)
+    res = krippendorff_alpha(data, n_resamples=1000, rng=1)
+    assert res.alpha >= 0.667 > res.ci[0]
+    assert res.gate == "fail" and not res.counts and res.reliability == "unreliable"
+    lenient = krippendorff_alpha(data, n_resamples=1000, rng=1, min_lower=0.4)
+    assert lenient.gate == "pass" and lenient.counts and lenient.reliability == "tentative"

@@ -95,3 +95,43 @@ def test_bad_input():
     with pytest.raises(ValueError):
         bradley_terry([0], [1], [1], ["A", "B"], anchor="Z")
     assert to_ratings(np.array([0.0, math.log(10)]), 0)[1] == pytest.approx(1400)
+
+
+def test_a_variant_without_battles_is_not_identified():
+    res = bradley_terry([0, 0, 0, 1], [1, 1, 1, 0], [1, 0, 1, 0.5], ["A", "B", "C"], anchor="A",
+                        n_resamples=50)
+    rows = {r.name: r for r in res.rows}
+    assert rows["C"].rating is None and rows["C"].ci is None and rows["C"].rank is None
+    assert not rows["C"].identified and rows["C"].battles == 0
+    assert rows["A"].rating == 1000.0 and rows["B"].identified and rows["B"].rank == 1
+    assert res.rows[-1].name == "C"  # listed after the ranked ones
+    assert any("C has no battles" in n for n in res.notes)
+    # battles only among themselves, none linking them to the anchor: not identified either
+    cut = bradley_terry([0, 2, 2, 3], [1, 3, 3, 2], [1, 1, 0, 1], ["A", "B", "C", "D"],
+                        anchor="A", n_resamples=50)
+    assert {r.name for r in cut.rows if not r.identified} == {"C", "D"}
+    assert cut.to_dict()["rows"][-1]["rating"] is None
+
+
+def test_bootstrap_resamples_items_not_battles():
+    # every item carries 6 identical battles (e.g. 6 raters who agree): resampling battles would
+    # treat them as independent and give an interval about sqrt(6) too narrow
+    i, j, y = _battles(seed=4, n=300, strength=(0.0, 0.6, -0.4))
+    reps = 6
+    ri, rj, ry = (np.repeat(v, reps) for v in (i, j, y))
+    items = np.repeat(np.arange(300), reps)
+    names = ["A", "B", "C"]
+    single = bradley_terry(i, j, y, names, anchor="A", clusters=np.arange(300), n_resamples=400,
+                           rng=3)
+    clustered = bradley_terry(ri, rj, ry, names, anchor="A", clusters=items, n_resamples=400,
+                              rng=3)
+    naive = bradley_terry(ri, rj, ry, names, anchor="A", n_resamples=400, rng=3)
+
+    def width(res, name):
+        row = next(r for r in res.rows if r.name == name)
+        return row.ci[1] - row.ci[0]
+
+    for name in ("B", "C"):
+        assert width(clustered, name) == pytest.approx(width(single, name), rel=0.2)
+        assert width(clustered, name) > 1.8 * width(naive, name)
+    assert clustered.n_clusters == 300 and "items" in clustered.ci_method

@@ -129,3 +129,40 @@ def test_swap_inverts_ratio_and_negates_p95_difference(n, seed):
     assert ba.p95_diff_ci == pytest.approx((-ab.p95_diff_ci[1], -ab.p95_diff_ci[0]), rel=1e-9)
     assert ab.ratio_ci[0] <= ab.ratio <= ab.ratio_ci[1]
     assert 0 <= ab.ratio_p_value <= 1 and 0 <= ab.wilcoxon_p_value <= 1
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_p95_difference_interval_is_b_minus_a(paired):
+    # B is 90 ms slower on every item: the p95 difference and its interval are around +90,
+    # never around -90
+    rng = np.random.default_rng(8)
+    a = rng.lognormal(6.0, 0.3, 3000)
+    b = a + 90 + rng.normal(0, 2, a.size) if paired else rng.lognormal(6.0, 0.3, 3000) + 90
+    res = (paired_latency if paired else unpaired_latency)(a, b, n_resamples=1000, rng=1)
+    assert res.p95_diff_ms == pytest.approx(np.percentile(b, 95) - np.percentile(a, 95))
+    assert 40 < res.p95_diff_ci[0] <= res.p95_diff_ms <= res.p95_diff_ci[1] < 140
+    swapped = (paired_latency if paired else unpaired_latency)(b, a, n_resamples=1000, rng=1)
+    assert swapped.p95_diff_ci[1] < 0
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_noninferiority_p_is_the_bootstrap_share_at_or_above_the_margin(paired):
+    rng = np.random.default_rng(9)
+    a = rng.lognormal(6.0, 0.4, 800)
+    b = a * rng.lognormal(0.05, 0.1, a.size) if paired else rng.lognormal(6.05, 0.4, 800)
+    fn = paired_latency if paired else unpaired_latency
+    observed = fn(a, b, n_resamples=2000, rng=4).p95_diff_ms
+    # the same resamples, rebuilt: H0 p95_B - p95_A >= margin, p = (1 + #{boot >= margin}) / (R + 1)
+    gen = np.random.default_rng(4)
+    if paired:
+        qa, qb = quantile_bootstrap(a, b, q=0.95, n_resamples=2000, rng=gen)
+    else:
+        (qa,) = quantile_bootstrap(a, q=0.95, n_resamples=2000, rng=gen)
+        (qb,) = quantile_bootstrap(b, q=0.95, n_resamples=2000, rng=gen)
+    boot = qb - qa
+    for margin in (observed - 60, observed, observed + 60):
+        res = fn(a, b, margin_ms=margin, n_resamples=2000, rng=4)
+        assert res.p_noninferiority == pytest.approx((1 + np.sum(boot >= margin)) / 2001)
+    at_observed = fn(a, b, margin_ms=observed, n_resamples=2000, rng=4).p_noninferiority
+    assert 0.3 < at_observed < 0.7  # a margin at the estimate: about even odds
+    assert fn(a, b, margin_ms=observed + 200, n_resamples=2000, rng=4).p_noninferiority < 0.01

@@ -103,3 +103,26 @@ def test_swap_mirrors_difference(pairs):
     lo, hi = ab.diff_ci
     if math.isfinite(lo):
         assert lo - 1e-9 <= hi
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=2, max_size=25))
+def test_always_valid_is_never_below_wilcoxon_and_contains_the_bca_interval(pairs):
+    a = np.array([p[0] for p in pairs], dtype=float)
+    b = np.array([p[1] for p in pairs], dtype=float)
+    res = paired_likert(a, b, n_resamples=300, rng=1)
+    assert 0 < res.p_value_always_valid <= 1
+    assert res.p_value_always_valid >= res.p_value
+    lo, hi = res.diff_ci_always_valid
+    assert lo <= res.diff_ci[0] + 1e-12 and res.diff_ci[1] - 1e-12 <= hi
+    assert -4 <= lo <= res.diff <= hi <= 4
+
+
+def test_always_valid_at_n_5_with_zero_sd():
+    # five items, B one point better on each (SD 0): Wilcoxon 0.0625, the always-valid p must
+    # not be 0 (the plug-in normal mixture) nor below it
+    res = paired_likert([3, 3, 3, 3, 3], [4, 4, 4, 4, 4], n_resamples=200)
+    assert res.sd_diff == 0 and res.p_value == pytest.approx(0.0625)
+    assert res.p_value_always_valid >= 0.0625 and "betting" in res.always_valid_method
+    off_scale = paired_likert([0, 3], [7, 4], n_resamples=200)
+    assert math.isnan(off_scale.p_value_always_valid) and any("scale" in n for n in off_scale.notes)

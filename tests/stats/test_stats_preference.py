@@ -33,7 +33,9 @@ def test_sign_test_matches_statsmodels_sign_test():
     # statsmodels' sign test on the per-vote differences (ties = 0 are dropped)
     _, p = sign_test(np.array(outcome) - 0.5, 0)
     assert res.sign_test_p == pytest.approx(p, rel=1e-10)
-    assert res.p_value == res.sign_test_p  # one vote per item: no clustering
+    # one vote per item: the sign-flip test of the per-item score is exactly the sign test
+    assert res.p_value == pytest.approx(res.sign_test_p, rel=1e-9)
+    assert res.p_value_test.startswith("exact sign-flip test")
 
 
 def test_cluster_bootstrap_uses_items_not_votes():
@@ -49,10 +51,13 @@ def test_cluster_bootstrap_uses_items_not_votes():
     assert half == pytest.approx(1.96 * se_items, rel=0.15)
     se_votes = outcome.std() / math.sqrt(outcome.size)
     assert half > 1.8 * 1.96 * se_votes
-    # the item-level sign test is the reported p-value when items carry several votes
+    # items carry several votes: the item-level tests are the ones that respect clustering
     b, a = int(item_pref.sum()), int(60 - item_pref.sum())
     assert res.item_sign_test_p == pytest.approx(binomtest(b, a + b, 0.5).pvalue)
-    assert res.p_value == res.item_sign_test_p and res.p_value_test == "item-level sign test"
+    # identical votes within an item: each item's score is 0 or 1, so the sign-flip test of the
+    # per-item score is the item-level sign test, not the (too small) vote-level one
+    assert res.p_value == pytest.approx(res.item_sign_test_p, rel=1e-9)
+    assert res.p_value > res.sign_test_p
 
 
 def test_two_way_bootstrap_with_several_raters_is_wider_when_raters_disagree():
@@ -98,3 +103,38 @@ def test_swap_mirrors_win_rate_and_interval(outcome):
     assert ab.win_rate_ci[0] - 1e-12 <= ab.win_rate <= ab.win_rate_ci[1] + 1e-12 or \
         ab.win_rate_ci[0] == ab.win_rate_ci[1]
     assert 0 <= ab.sign_test_p <= 1 and 0 <= ab.item_sign_test_p <= 1
+
+
+def _item_scores(outcome, items):
+    outcome, items = np.asarray(outcome, dtype=float), np.asarray(items)
+    return np.array([outcome[items == i].mean() for i in np.unique(items)])
+
+
+def test_one_estimand_per_item_score_for_value_interval_and_p():
+    # items with 1, 2 and 3 votes: the per-item score (raters averaged within the item) differs
+    # from the pooled W, and it is what the interval and the p-value are about
+    outcome = [1, 1, 0.5, 0, 1, 1, 1, 0.5, 0, 0, 1, 0.5, 1, 1]
+    items = [0, 1, 1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8, 9]
+    res = pairwise_preference(outcome, items, n_resamples=4000, rng=3)
+    scores = _item_scores(outcome, items)
+    assert res.item_score_mean == pytest.approx(scores.mean())
+    assert res.item_score_mean != pytest.approx(res.win_rate)
+    assert res.item_score_ci[0] < res.item_score_mean < res.item_score_ci[1]
+    # the exact randomization distribution of sum(score - 1/2) over all 2^10 sign flips
+    d = scores - 0.5
+    signs = np.array(np.meshgrid(*[[-1, 1]] * d.size)).reshape(d.size, -1).T
+    ref = np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-12)
+    assert res.p_value == pytest.approx(ref, rel=1e-9)
+    # the always-valid p-value of the same estimand is never below it, and its sequence holds the
+    # fixed-horizon interval
+    assert res.p_value_always_valid >= res.p_value
+    assert res.item_score_av_ci[0] <= res.item_score_ci[0] <= res.item_score_ci[1] \
+        <= res.item_score_av_ci[1]
+
+
+def test_item_scores_average_the_raters_within_an_item():
+    # item 0: two raters split (B, A) -> score 1/2, not two independent votes
+    res = pairwise_preference([1, 0, 1, 1], [0, 0, 1, 2], ["r1", "r2", "r1", "r1"],
+                              n_resamples=200)
+    assert (res.items_b_better, res.items_a_better, res.items_even) == (2, 0, 1)
+    assert res.item_score_mean == pytest.approx((0.5 + 1 + 1) / 3)

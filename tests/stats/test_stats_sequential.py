@@ -104,3 +104,75 @@ def test_p_value_label():
     final = p_value_label(200, 200, sequential=False)
     assert final.label == FIXED and final.valid_now
     assert not p_value_label(200, None, sequential=False).valid_now
+
+
+# -- exact always-valid inference for bounded values (betting) ----------------------------------
+from scipy.stats import wilcoxon  # noqa: E402
+
+from workbench.stats.sequential import (betting_p_value, betting_sequence,  # noqa: E402
+                                        never_below)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 12, 20, 40])
+def test_betting_p_at_small_n_is_never_zero_and_never_below_wilcoxon(n):
+    d = np.ones(n)  # every item +1: the per-item SD is 0
+    fixed = float(wilcoxon(d, zero_method="pratt").pvalue) if n > 1 else 1.0
+    res = betting_sequence(d, 4.0, fixed_p=fixed, fixed_interval=(1.0, 1.0))
+    assert 0 < res.p_value <= 1 and res.p_value >= fixed
+    assert res.label == ALWAYS_VALID and res.interval[0] <= 1.0 <= res.interval[1]
+    # the plug-in normal mixture is what gave 0 here before
+    assert always_valid_p_value(1.0, 0.0, n, n) == 0.0
+    if n == 5:  # the case of the issue: Wilcoxon 0.0625 (exact, all positive)
+        assert fixed == pytest.approx(0.0625) and res.p_value > 0.0625
+
+
+def test_betting_p_of_the_issue_example_is_not_below_the_fixed_horizon_one():
+    d = np.array([1.0, 1.5, 0.5, 1.0, 2.0])  # n = 5: Wilcoxon gives 0.0625
+    fixed = float(wilcoxon(d, zero_method="pratt").pvalue)
+    est = float(d.mean())
+    assert confidence_sequence(est, float(d.std(ddof=1)), 5, 5).p_value < fixed  # the old bug
+    assert betting_sequence(d, 4.0, fixed_p=fixed).p_value >= fixed
+    assert betting_p_value(d, 4.0) >= fixed  # even without the guard
+    assert never_below(0.01, 0.2) == 0.2 and never_below(0.3, 0.2) == 0.3
+
+
+def test_betting_interval_is_the_set_of_means_not_rejected():
+    rng = np.random.default_rng(3)
+    d = np.clip(np.round(rng.normal(0.4, 1.2, 150)), -4, 4)
+    res = betting_sequence(d, 4.0)
+    lo, hi = res.interval
+    assert lo < d.mean() < hi
+    assert betting_p_value(d, 4.0, null=lo) == pytest.approx(0.05, rel=1e-4)
+    assert betting_p_value(d, 4.0, null=hi) == pytest.approx(0.05, rel=1e-4)
+    assert betting_p_value(d, 4.0, null=(lo + hi) / 2) > 0.05
+    assert (res.p_value < 0.05) == (lo > 0)
+    # the product does not depend on the order of the items
+    assert betting_p_value(d[::-1], 4.0) == pytest.approx(res.p_value, rel=1e-12)
+    with pytest.raises(ValueError):
+        betting_sequence([5.0], 4.0)
+
+
+def test_betting_type_one_error_under_repeated_looks_from_n_1():
+    # H0 true (mean 0), values in [-1, 1], a look after every 5 items from n = 1 to 300: the
+    # chance that any look rejects stays below alpha (Ville), small n included
+    rng = np.random.default_rng(11)
+    sims, n_max = 400, 300
+    x = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], p=[0.2, 0.2, 0.2, 0.2, 0.2], size=(sims, n_max))
+    looks = [1, 2, 3, 5] + list(range(10, n_max + 1, 10))
+    rejected = np.zeros(sims, dtype=bool)
+    for s in range(sims):
+        rejected[s] = any(betting_p_value(x[s, :n], 1.0) < 0.05 for n in looks)
+    assert rejected.mean() <= 0.05
+
+
+def test_betting_coverage_under_repeated_looks():
+    rng = np.random.default_rng(12)
+    sims, n_max, mean = 150, 400, 0.2
+    x = np.clip(rng.normal(mean, 0.5, size=(sims, n_max)), -1, 1)
+    true = float(np.mean(np.clip(rng.normal(mean, 0.5, 2_000_000), -1, 1)))
+    ok = np.ones(sims, dtype=bool)
+    for s in range(sims):
+        for n in (5, 20, 50, 100, 200, 400):
+            lo, hi = betting_sequence(x[s, :n], 1.0).interval
+            ok[s] &= lo <= true <= hi
+    assert ok.mean() >= 0.95

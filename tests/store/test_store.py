@@ -95,7 +95,7 @@ def test_upgrade_to_engines_keeps_variants_experiments_and_runs(tmp_path):
     db.conn.commit()
     db.close()
     store = Store(path2)
-    assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "m004_engines"
+    assert [m.name for m in MIGRATIONS.applied(store.db)] == [m.name for m in MIGRATIONS._migrations]
     assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert store.get_variant("a").system_prompt == "S" and store.get_variant("a").target == "m"
     assert store.get_experiment(1).arms == {"A": 1, "B": 2}

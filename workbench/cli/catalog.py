@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 from ..datasets import import_dataset
 from ..formatting import file_size
 from ..workspace import OpenedWorkspace
-from .output import print_json, print_table
+from . import validators as check
+from .output import cell, print_fields, print_import_report, print_json, print_table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +20,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=models_list)
     p = models.add_parser("add", help="check and register a GGUF file")
-    p.add_argument("path")
-    p.add_argument("--id", dest="model_id")
+    p.add_argument("path", type=check.readable_file)
+    p.add_argument("--id", dest="model_id", type=check.name)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=models_add)
     p = models.add_parser("show", help="one model's metadata, settings and benchmarks")
@@ -30,13 +30,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=models_show)
     p = models.add_parser("set", help="change a model's load settings")
     p.add_argument("model_id")
-    p.add_argument("--n-gpu-layers", type=int)
-    p.add_argument("--n-ctx", type=int)
-    p.add_argument("--threads", type=int, dest="n_threads")
+    p.add_argument("--n-gpu-layers", type=check.gpu_layers, help="-1: all layers")
+    p.add_argument("--n-ctx", type=check.context_tokens)
+    p.add_argument("--threads", type=check.positive_int, dest="n_threads")
     p.add_argument("--engine", choices=("auto", "worker", "server"),
                    help="auto: a managed llama-server when a binary exists, else the embedded "
                         "worker; worker: always embedded; server: always llama-server")
-    p.add_argument("--server-slots", type=int, metavar="N",
+    p.add_argument("--server-slots", type=check.positive_int, metavar="N",
                    help="parallel slots of its managed llama-server (default 8)")
     p.set_defaults(func=models_set)
     p = models.add_parser("bench", help="quick benchmark: prompt tok/s, decode tok/s, TTFT")
@@ -50,14 +50,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=datasets_list)
     p = datasets.add_parser("import", help="validate and import a JSONL file")
-    p.add_argument("path")
-    p.add_argument("--name")
+    p.add_argument("path", type=check.readable_file)
+    p.add_argument("--name", type=check.name)
     p.add_argument("--strict", action="store_true", help="refuse the whole file if a line is bad")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=datasets_import)
     p = datasets.add_parser("show", help="preview a dataset's items")
     p.add_argument("dataset")
-    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--limit", type=check.positive_int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=datasets_show)
 
@@ -67,21 +67,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=variants_list)
     p = variants.add_parser("add", help="create a variant")
-    p.add_argument("name")
+    p.add_argument("name", type=check.name)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--model", help="local model id (see `workbench models list`)")
     target.add_argument("--endpoint", help="an endpoint (see `workbench endpoints list`)")
     p.add_argument("--endpoint-model", metavar="NAME",
                    help="the endpoint's model to use (default: the endpoint's default model)")
-    p.add_argument("--lora", type=Path, metavar="ADAPTER.gguf",
+    p.add_argument("--lora", type=check.readable_file, metavar="ADAPTER.gguf",
                    help="a LoRA adapter GGUF on the --model (what `finetune export` writes)")
-    p.add_argument("--lora-scale", type=float, default=1.0)
+    p.add_argument("--lora-scale", type=check.number(), default=1.0)
     p.add_argument("--system", help="system prompt")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json-schema", type=Path, help="file with a JSON schema the output must follow")
+    p.add_argument("--temperature", type=check.temperature, default=0.0, help="0 to 2")
+    p.add_argument("--top-p", type=check.top_p, default=1.0, help="above 0, at most 1")
+    p.add_argument("--max-tokens", type=check.max_tokens, default=256)
+    p.add_argument("--seed", type=check.integer(), default=0)
+    p.add_argument("--json-schema", type=check.readable_file,
+                   help="file with a JSON schema the output must follow")
     p.set_defaults(func=variants_add)
 
 
@@ -97,12 +98,13 @@ def models_list(ws: OpenedWorkspace, args) -> int:
 
 
 def models_add(ws: OpenedWorkspace, args) -> int:
-    model = ws.registry.add(args.path, model_id=args.model_id)
+    model = ws.registry.add(str(args.path), model_id=args.model_id)
     if args.json:
         print_json(asdict(model))
     else:
-        print(f"registered {model.id}: {model.architecture} {model.size_label or ''} "
-              f"{model.file_type}, {file_size(model.file_size)}, sha256 {model.sha256[:12]}…")
+        print(f"registered {cell(model.id)}: {cell(model.architecture)} "
+              f"{cell(model.size_label or '')} {cell(model.file_type)}, "
+              f"{file_size(model.file_size)}, sha256 {model.sha256[:12]}…")
     return 0
 
 
@@ -120,9 +122,8 @@ def models_show(ws: OpenedWorkspace, args) -> int:
     if args.json:
         print_json(data)
         return 0
-    for key, value in asdict(model).items():
-        print(f"{key:18} {value if value is not None else '-'}")
-    print(f"{'replays run on':18} {data['engine_used']}")
+    print_fields(asdict(model).items())
+    print_fields([("replays run on", data["engine_used"])])
     for bench in data["benchmarks"][:5]:
         print(f"benchmark {bench['created_at']}: prompt {bench['prompt_tps']:.0f} tok/s, "
               f"decode {bench['decode_tps']:.1f} tok/s, TTFT {bench['ttft_ms']:.0f} ms")
@@ -133,10 +134,10 @@ def models_set(ws: OpenedWorkspace, args) -> int:
     settings = {k: getattr(args, k) for k in ("n_gpu_layers", "n_ctx", "n_threads", "engine",
                                               "server_slots") if getattr(args, k) is not None}
     model = ws.store.set_model_settings(args.model_id, **settings)
-    print(f"{model.id}: n_gpu_layers={model.n_gpu_layers} n_ctx={model.n_ctx} "
+    print(f"{cell(model.id)}: n_gpu_layers={model.n_gpu_layers} n_ctx={model.n_ctx} "
           f"n_threads={model.n_threads or 'auto'} engine={model.engine} "
           f"server_slots={model.server_slots or 'default'}")
-    print(f"replays run on: {_engine_text(model)}")
+    print(f"replays run on: {cell(_engine_text(model))}")
     return 0
 
 
@@ -147,7 +148,7 @@ def models_bench(ws: OpenedWorkspace, args) -> int:
     if args.json:
         print_json(result)
     else:
-        print(f"{args.model_id}: prompt {result['prompt_tps']:.0f} tok/s, decode "
+        print(f"{cell(args.model_id)}: prompt {result['prompt_tps']:.0f} tok/s, decode "
               f"{result['decode_tps']:.1f} tok/s, TTFT {result['ttft_ms']:.0f} ms "
               f"({result['n_threads']} threads, {result['n_gpu_layers']} GPU layers)")
     return 0
@@ -166,18 +167,7 @@ def datasets_list(ws: OpenedWorkspace, args) -> int:
 
 def datasets_import(ws: OpenedWorkspace, args) -> int:
     report = import_dataset(ws.store, args.path, name=args.name, strict=args.strict)
-    if args.json:
-        print_json({"dataset_id": report.dataset_id, "name": report.name,
-                    "imported": report.imported,
-                    "errors": [{"line": e.line_no, "reason": e.reason} for e in report.errors],
-                    "warnings": [{"line": w.line_no, "reason": w.reason} for w in report.warnings]})
-    else:
-        for error in report.errors:
-            print(f"{Path(args.path).name}: {error}")
-        for warning in report.warnings:
-            print(f"{Path(args.path).name}: warning: {warning}")
-        print(report.summary())
-    return 1 if report.errors else 0
+    return print_import_report(report, args.path, as_json=args.json)
 
 
 def datasets_show(ws: OpenedWorkspace, args) -> int:
@@ -188,10 +178,17 @@ def datasets_show(ws: OpenedWorkspace, args) -> int:
         return 0
     for item in items:
         ref = item.reference or {}
-        print(f"[{item.key}] ({item.category or '-'}, user {item.user_id or '-'}) "
-              f"reference: {ref.get('severity', '-')} {ref.get('root_cause') or ref.get('answer') or ''}")
-        print(f"    {item.prompt_text[:160]}")
+        answer = ref.get("root_cause") or ref.get("answer") or ""
+        print(f"[{cell(item.key)}] ({cell(item.category or '-')}, user {cell(item.user_id or '-')}) "
+              f"reference: {cell(ref.get('severity', '-'))} {_preview(answer)}")
+        print(f"    {_preview(item.prompt_text, 160)}")
     return 0
+
+
+def _preview(text, width: int | None = None) -> str:
+    """A one-line, terminal-safe preview of a long text."""
+    flat = " ".join(str(text or "").split())
+    return cell(flat[:width] if width else flat)
 
 
 def variants_list(ws: OpenedWorkspace, args) -> int:
@@ -215,6 +212,9 @@ def variants_add(ws: OpenedWorkspace, args) -> int:
                              f"{exc.strerror or exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"--json-schema: {args.json_schema.name} is not JSON: {exc}") from None
+        if not isinstance(schema, dict):
+            raise ValueError(f"--json-schema: {args.json_schema.name} must hold a JSON object "
+                             f"(a schema), not {type(schema).__name__}")
     lora = None
     if args.lora is not None:
         from ..models.registry import check_lora_adapter
@@ -227,5 +227,5 @@ def variants_add(ws: OpenedWorkspace, args) -> int:
         top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, json_schema=schema,
         endpoint=args.endpoint, endpoint_model=args.endpoint_model, lora_path=lora,
         lora_scale=args.lora_scale)
-    print(f"created variant {variant.name} (id {variant.id}) on {variant.target}")
+    print(f"created variant {cell(variant.name)} (id {variant.id}) on {cell(variant.target)}")
     return 0

@@ -14,7 +14,8 @@ from ..experiments.decision import CriteriaError, default_criteria, validate_cri
 from ..experiments.report import build_report, render_markdown, render_text
 from ..store import NotFound, Store
 from ..workspace import OpenedWorkspace
-from .output import ProgressBar, print_json, print_table
+from . import fail, one_line, validators as check
+from .output import ProgressBar, cell, print_json, print_table, print_text
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -26,15 +27,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME",
                    help="an arm's variant, repeatable instead of --a/--b/--c: the first is A "
                         "(the baseline), then B, C, ...")
-    p.add_argument("--concurrency", type=int, metavar="N",
+    p.add_argument("--concurrency", type=check.positive_int, metavar="N",
                    help="requests in flight per arm (default: the engine's slots; 1 for an "
                         "embedded worker)")
     p.add_argument("--mode", choices=MODES, default="shadow")
-    p.add_argument("--weight-b", type=float, default=0.5, help="share of traffic for B (split/canary)")
+    p.add_argument("--weight-b", type=check.probability, default=0.5,
+                   help="share of traffic for B (split/canary), 0 to 1")
     p.add_argument("--canary-users", default="", help="comma-separated user ids that always get B")
-    p.add_argument("--limit", type=int, help="replay only the first N items")
-    p.add_argument("--name", help="experiment name")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sticky traffic split")
+    p.add_argument("--limit", type=check.positive_int, help="replay only the first N items")
+    p.add_argument("--name", type=check.name, help="experiment name")
+    p.add_argument("--seed", type=check.integer(), default=0, help="seed of the sticky traffic split")
     p.add_argument("--resume", metavar="EXPERIMENT", help="finish an interrupted experiment")
     p.add_argument("--retry-errors", action="store_true", help="with --resume: rerun failed runs")
     p.set_defaults(func=replay)
@@ -64,7 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     form.add_argument("--markdown", action="store_true")
     p.add_argument("--sequential", action="store_true",
                    help="always-valid p-values (safe to read while data still arrives)")
-    p.add_argument("--price-per-1k", type=float, help="cost per 1000 tokens for the cost column")
+    p.add_argument("--price-per-1k", type=check.non_negative,
+                   help="cost per 1000 tokens for the cost column")
     p.set_defaults(func=report)
 
 
@@ -87,8 +90,8 @@ def _dataset_id(ws: OpenedWorkspace, ref: str) -> int:
     if path.suffix == ".jsonl" and path.is_file():
         report = import_dataset(ws.store, path)
         for error in report.errors:
-            print(f"{path.name}: {error}", file=sys.stderr)
-        print(report.summary(), file=sys.stderr)
+            print(f"{cell(path.name)}: {cell(error)}", file=sys.stderr)
+        print(cell(report.summary()), file=sys.stderr)
         return report.dataset_id
     return ws.store.get_dataset(ref)["id"]
 
@@ -121,25 +124,23 @@ def _print_plan(ws: OpenedWorkspace, exp, concurrency: int | None) -> str | None
     except RuntimeError as exc:  # e.g. a model set to `server` and no llama-server binary
         return str(exc)
     for plan in plans:
-        print(f"  {plan.arm}: {plan.variant.name} ({plan.variant.target}) on {plan.why}, "
+        print(f"  {plan.arm}: {cell(plan.variant.name)} ({cell(plan.variant.target)}) on "
+              f"{cell(plan.why)}, "
               f"{plan.concurrency} in flight", file=sys.stderr)
     return None
 
 
 def replay(ws: OpenedWorkspace, args) -> int:
-    if args.concurrency is not None and args.concurrency < 1:
-        print("error: --concurrency must be at least 1", file=sys.stderr)
-        return 2
+    if args.concurrency is not None and args.concurrency < 1:  # `finetune ab --run` too
+        return fail("--concurrency must be at least 1")
     if args.resume:
         exp = ws.store.get_experiment(args.resume)
     else:
         refs = _arm_refs(args) if args.dataset else "replay needs a DATASET (or --resume EXPERIMENT)"
         if isinstance(refs, str):
-            print(f"error: {refs}", file=sys.stderr)
-            return 2
+            return fail(refs)
         if not 0.0 <= args.weight_b <= 1.0:
-            print("error: --weight-b must be between 0 and 1", file=sys.stderr)
-            return 2
+            return fail("--weight-b must be between 0 and 1")
         dataset_id = _dataset_id(ws, args.dataset)
         arms = {chr(ord("A") + k): _variant_id(ws, ref) for k, ref in enumerate(refs)}
         users = [u.strip() for u in args.canary_users.split(",") if u.strip()]
@@ -147,11 +148,10 @@ def replay(ws: OpenedWorkspace, args) -> int:
         exp = ws.store.create_experiment(name, dataset_id, arms, mode=args.mode,
                                          weight_b=args.weight_b, canary_users=users,
                                          item_limit=args.limit, seed=args.seed)
-        print(f"experiment {exp.id}: {name}", file=sys.stderr)
+        print(f"experiment {exp.id}: {cell(name)}", file=sys.stderr)
     problem = _print_plan(ws, exp, args.concurrency)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return fail(problem)
     job = Replay(ws.store.path, exp.id, log_dir=ws.workspace.root / "logs",
                  retry_errors=args.retry_errors, concurrency=args.concurrency)
     bar = ProgressBar()
@@ -170,11 +170,11 @@ def replay(ws: OpenedWorkspace, args) -> int:
         return 130
     bar.finish()
     if progress is not None and progress.stopped_reason:
-        print(f"error: {progress.stopped_reason}", file=sys.stderr)
+        print(f"error: {one_line(progress.stopped_reason)}", file=sys.stderr)
         print(f"{progress.done} new run(s) stored; finish it with: workbench replay --resume "
               f"{exp.id}", file=sys.stderr)
         return 1
-    print(render_text(build_report(ws.store, exp.id), summary_only=True))
+    print_text(render_text(build_report(ws.store, exp.id), summary_only=True))
     return 0 if progress is None or progress.finished else 1
 
 
@@ -197,15 +197,18 @@ def experiments_list(ws: OpenedWorkspace, args) -> int:
 
 
 def experiments_complete(ws: OpenedWorkspace, args) -> int:
-    from ..store import utcnow
+    from ..monitoring.promotion import complete_experiment
 
     exp = ws.store.get_experiment(args.experiment)
     winner = None if args.winner.lower() == "none" else args.winner.upper()
     if winner is not None and winner not in exp.arms:
-        print(f"--winner must be one of {', '.join(exp.arms)} or none", file=sys.stderr)
-        return 2
-    ws.store.set_experiment(exp.id, status="completed", winner=winner, completed_at=utcnow())
+        return fail(f"--winner must be one of {', '.join(exp.arms)} or none, "
+                    f"not {args.winner!r}")
+    baseline = complete_experiment(ws.store, exp.id, winner)
     print(f"experiment {exp.id} completed, winner: {winner or 'none'}")
+    if baseline is not None:  # the promoted variant's monitoring baseline (`workbench monitor`)
+        variant = ws.store.get_variant(int(exp.arms[winner]))
+        print(f"monitoring baseline recorded for variant:{cell(variant.name)}")
     return 0
 
 
@@ -243,7 +246,7 @@ def report(ws: OpenedWorkspace, args) -> int:
     if args.json:
         print_json(data)
     elif args.markdown:
-        print(render_markdown(data), end="")
+        print_text(render_markdown(data), end="")
     else:
-        print(render_text(data))
+        print_text(render_text(data))
     return 0

@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 
 from .exits import describe_exit
+from .logs import open_log_fd, read_tail, rotate, useful_tail
 from ..config import default_threads
 from .cpu_features import use_extra_buffers
 from .server_binary import (ServerNotFound, find_llama_server, require_llama_server, server_version,
@@ -114,20 +115,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _useful_tail(lines: list[str], keep: int = 6) -> str:
-    """The distinct error lines near the end of a llama.cpp log (else its last lines)."""
-    recent = [line.strip() for line in lines[-80:] if line.strip()]
-    errors: list[str] = []
-    for line in recent:
-        parts = line.split(None, 2)
-        text = (parts[2] if len(parts) == 3 and parts[1] in {"E", "W", "I", "D"} else line)[:240]
-        if (len(parts) == 3 and parts[1] == "E") or "error" in line.lower() or "failed" in line.lower():
-            if text not in errors:
-                errors.append(text)
-    chosen = errors[-keep:] or [line[:240] for line in recent[-3:]]
-    return " / ".join(chosen)
-
-
 _registry: dict[int, "ManagedServer"] = {}
 _registry_lock = threading.Lock()
 
@@ -197,13 +184,8 @@ class ManagedServer:
         if self.log_path is None:
             lines = list(self._tail)
         else:
-            try:
-                with open(self.log_path, "rb") as handle:
-                    handle.seek(max(0, self.log_path.stat().st_size - 16000))
-                    lines = handle.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                return ""
-        return _useful_tail(lines)
+            lines = read_tail(self.log_path)
+        return useful_tail(lines)
 
     def health(self) -> str | None:
         """None while the server process runs; else why it is gone (no HTTP, cheap)."""
@@ -227,6 +209,7 @@ class ManagedServer:
             self.binary = self.binary or require_llama_server()
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                rotate(self.log_path)
             deadline = time.monotonic() + self.startup_timeout_s
             for attempt in range(PORT_ATTEMPTS):
                 self._spawn(_free_port())
@@ -258,11 +241,13 @@ class ManagedServer:
             self._watchdog = None  # (a frozen app without a Python): the server runs unguarded
         finally:
             os.close(read_end)
-        log = open(self.log_path, "wb") if self.log_path is not None else subprocess.PIPE
+        log = (os.fdopen(open_log_fd(str(self.log_path)), "wb") if self.log_path is not None
+               else subprocess.PIPE)
         try:
             self._process = subprocess.Popen(
                 self.spec.argv(self.binary, port), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "GGML_NO_BACKTRACE": "1"})
         except OSError as exc:
             self._cleanup()
             raise ServerStartError(f"could not run {self.binary}: {exc}") from exc

@@ -17,12 +17,68 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .exits import describe_exit
+from .logs import open_log_fd, read_tail, rotate, useful_tail
 from .base import Generation, GenerationRequest
 from .llama_cpp import EngineSpec
 
 LOAD_TIMEOUT_S = 300.0
-REQUEST_TIMEOUT_S = 900.0
+# A request's time limit: a base plus a budget per token it may write (a runaway generation or
+# a hostile chat template that never ends is killed with the worker); WORKBENCH_REQUEST_TIMEOUT_S
+# sets a fixed limit instead.
+REQUEST_BASE_S = 120.0
+REQUEST_PER_TOKEN_S = 1.0
+REQUEST_MAX_S = 900.0
 MAX_LOAD_CRASHES = 2
+MIB = 1024 * 1024
+
+
+def request_timeout_for(request: GenerationRequest, fixed: float | None = None) -> float:
+    """Seconds one request may take before its worker is killed."""
+    if fixed:
+        return fixed
+    env = os.environ.get("WORKBENCH_REQUEST_TIMEOUT_S")
+    if env:
+        try:
+            return max(1.0, float(env))
+        except ValueError:
+            pass
+    return min(REQUEST_MAX_S, REQUEST_BASE_S + REQUEST_PER_TOKEN_S * max(1, request.max_tokens or 1))
+
+
+def memory_limit_bytes(spec: EngineSpec) -> int | None:
+    """The worker's private-memory limit (RLIMIT_DATA), or None for no limit.
+
+    Default on CPU: twice the model file, 1 MiB per context token, plus 2 GiB, which leaves room
+    for any normal load while a runaway allocation (a chat template that builds a huge string)
+    fails with a clear error instead of taking the machine's memory. Not set with GPU offload
+    (drivers map large host areas). ``WORKBENCH_WORKER_MEMORY_MB`` overrides it (0: no limit).
+    """
+    env = os.environ.get("WORKBENCH_WORKER_MEMORY_MB")
+    if env is not None:
+        try:
+            megabytes = int(env)
+        except ValueError:
+            megabytes = -1
+        if megabytes >= 0:
+            return megabytes * MIB or None
+    if spec.n_gpu_layers:
+        return None
+    try:
+        size = os.path.getsize(spec.model_path)
+    except OSError:
+        size = 0
+    return 2 * size + spec.n_ctx * MIB + 2048 * MIB
+
+
+def _limit_memory(limit: int | None) -> None:
+    if not limit:
+        return
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass  # not on this platform: the request time limit still bounds a runaway
 
 
 class WorkerError(RuntimeError):
@@ -37,25 +93,23 @@ class WorkerCrashed(WorkerError):
     """The worker process died."""
 
 
-def _log_tail(path: Path | None, lines: int = 3) -> str:
-    if path is None or not path.is_file():
-        return ""
-    with open(path, "rb") as handle:
-        handle.seek(max(0, path.stat().st_size - 4000))
-        text = handle.read().decode("utf-8", "replace")
-    useful = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return (" | log: " + " / ".join(useful)) if useful else ""
+def _log_tail(path: Path | None) -> str:
+    useful = useful_tail(read_tail(path, 8000), keep=3)
+    return (" | log: " + useful) if useful else ""
 
 
-def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0) -> None:
+def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0,
+           memory_limit: int | None = None) -> None:
     """Worker process main loop: load once, then answer (op, payload) messages until closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.environ["GGML_NO_BACKTRACE"] = "1"  # an abort logs its reason, not debugger chatter
     if niceness:
         try:
             os.nice(niceness)
         except OSError:
             pass
-    target = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    _limit_memory(memory_limit)
+    target = open_log_fd(log_path)
     os.dup2(target, 1)
     os.dup2(target, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
@@ -77,6 +131,10 @@ def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0) -> None:
             break
         try:
             conn.send(("ok", getattr(engine, op)(payload)))
+        except MemoryError:
+            conn.send(("error", "out of memory: the request needed more than the worker's "
+                                f"memory limit ({(memory_limit or 0) / 2**30:.1f} GiB; "
+                                "WORKBENCH_WORKER_MEMORY_MB raises it)"))
         except Exception as exc:  # noqa: BLE001 - a failed request must not end the worker
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     engine.close()
@@ -88,8 +146,9 @@ class ModelWorker:
     slots = 1  # llama-cpp-python cannot batch: one generation at a time
 
     def __init__(self, spec: EngineSpec, *, label: str = "model", log_dir: Path | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT_S, niceness: int = 0):
-        """``niceness`` > 0 lowers the worker's CPU priority (so an interactive UI stays snappy)."""
+                 request_timeout: float | None = None, niceness: int = 0):
+        """``niceness`` > 0 lowers the worker's CPU priority (so an interactive UI stays snappy);
+        ``request_timeout`` fixes every request's limit (default: ``request_timeout_for``)."""
         self.spec = spec
         self.label = label
         self.log_path = (Path(log_dir) / f"worker-{label}.log") if log_dir else None
@@ -124,11 +183,13 @@ class ModelWorker:
                 raise ModelLoadError(self.load_failure)
             if self.log_path:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                rotate(self.log_path)
             ctx = mp.get_context("spawn")
             parent, child = ctx.Pipe()
             self._process = ctx.Process(
                 target=_serve, args=(child, self.spec.to_dict(),
-                                     str(self.log_path) if self.log_path else None, self.niceness),
+                                     str(self.log_path) if self.log_path else None, self.niceness,
+                                     memory_limit_bytes(self.spec)),
                 name=f"workbench-{self.label}", daemon=True)
             try:
                 self._process.start()
@@ -175,7 +236,8 @@ class ModelWorker:
                                     + _log_tail(self.log_path))
             if time.monotonic() > deadline:
                 self._reap(kill=True)
-                raise WorkerCrashed(f"model worker timed out after {timeout:.0f} s while {doing}")
+                raise WorkerCrashed(f"model worker timed out after {timeout:.0f} s while {doing}; "
+                                    "it was killed (a runaway generation or chat template?)")
 
     def call(self, op: str, payload: dict, timeout: float | None = None) -> dict:
         """Run one operation in the worker, starting it if needed. Raises ``WorkerError``."""
@@ -186,7 +248,8 @@ class ModelWorker:
             except (BrokenPipeError, OSError):
                 self._reap()
                 raise WorkerCrashed("model worker went away before the request was sent")
-            kind, result = self._receive(timeout or self.request_timeout, "generating")
+            kind, result = self._receive(timeout or self.request_timeout or REQUEST_MAX_S,
+                                         "generating")
             if kind == "error":
                 raise WorkerError(result)
             return result
@@ -195,7 +258,8 @@ class ModelWorker:
         """Answer one request. Failures come back as ``Generation.failed``, never as exceptions."""
         started = time.perf_counter()
         try:
-            return Generation(**self.call("generate", asdict(request)))
+            timeout = request_timeout_for(request, self.request_timeout)
+            return Generation(**self.call("generate", asdict(request), timeout=timeout))
         except WorkerError as exc:
             return Generation.failed(str(exc), (time.perf_counter() - started) * 1000)
 
@@ -210,8 +274,12 @@ class ModelWorker:
             process.join(5)
 
     def close(self) -> None:
-        """End the process (frees the model's memory, GPU included)."""
-        with self._lock:
+        """End the process (frees the model's memory, GPU included). A worker busy with a
+        request is killed rather than waited for."""
+        if not self._lock.acquire(timeout=1.0):
+            self.kill()  # the request in flight ends with the process; its caller gets an error
+            self._lock.acquire()
+        try:
             if self._process is None:
                 return
             if self._process.is_alive():
@@ -223,6 +291,8 @@ class ModelWorker:
                 if self._process.is_alive():
                     self._process.kill()
             self._reap()
+        finally:
+            self._lock.release()
 
     def kill(self) -> None:
         """Kill the process at once (used to cancel a long generation)."""

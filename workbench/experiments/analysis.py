@@ -10,7 +10,9 @@ import time
 
 import numpy as np
 
-from .decision import Evidence, evaluate, evidence_from_arrays, validate_criteria
+from . import inference
+from .decision import DEFAULTS, Evidence, agreement_gate, evaluate, evidence_from_arrays, \
+    validate_criteria
 from .outcomes import (Ratings, Runs, _by_item, _vote_outcome, item_outcomes, load_ratings,
                        load_runs, paired_arrays, preference_for, unpaired_arrays)
 from ..stats import (benjamini_hochberg, bradley_terry, krippendorff_alpha, likert_mean, mcnemar_n,
@@ -112,13 +114,14 @@ def _agreement(ratings: Ratings, metric: str, criteria: dict, rng, n_resamples: 
 def _bt_table(runs: Runs, ratings: Ratings, acc: np.ndarray, rng) -> dict | None:
     arms = runs.arms
     idx = {a: k for k, a in enumerate(arms)}
-    i, j, y = [], [], []
+    i, j, y, items = [], [], [], []
     for v in ratings.votes:
         if v["choice"] == "skip" or v["left"] not in idx or v["right"] not in idx:
             continue
         i.append(idx[v["left"]])
         j.append(idx[v["right"]])
         y.append({"1": 1.0, "2": 0.0}.get(v["choice"], 0.5))
+        items.append(v["item"])
     source = "blind expert votes"
     if not y:
         source = "automatic accuracy per item (each pair of arms on each item)"
@@ -131,30 +134,87 @@ def _bt_table(runs: Runs, ratings: Ratings, acc: np.ndarray, rng) -> dict | None
                         i.append(x)
                         j.append(z)
                         y.append(0.5 + 0.5 * (vx - vz))
+                        items.append(item)
     if not y:
         return None
-    res = bradley_terry(i, j, y, arms, anchor="A" if "A" in arms else arms[0], n_resamples=500,
-                        rng=rng).to_dict()
+    res = bradley_terry(i, j, y, arms, anchor="A" if "A" in arms else arms[0], clusters=items,
+                        n_resamples=500, rng=rng).to_dict()
     res["source"] = source
     return res
 
 
-def _exploratory(ev: Evidence, primary: str) -> list[dict]:
-    """Secondary p-values (not criteria), Benjamini-Hochberg adjusted together."""
-    found = []
+def _exploratory(ev: Evidence, criteria: dict) -> list[dict]:
+    """Secondary p-values (not criteria), Benjamini-Hochberg adjusted together.
+
+    Each p-value is labelled (fixed-horizon or always-valid, as the verdict's mode). Ratings and
+    votes whose agreement gate did not pass (or could not be computed) are listed with the reason
+    but are not in the BH family and are never a discovery; in always-valid mode neither is a
+    p-value that has no always-valid form.
+    """
+    seq, alpha = ev.sequential, criteria["alpha"]
+    lower = (criteria.get("agreement") or DEFAULTS["agreement"])["min_alpha_lower"]
+    primary = criteria["primary_metric"]
+    found: list[tuple[str, inference.Shown, str | None]] = []
     if ev.latency is not None:
-        found.append(("latency ratio (t on logs)", ev.latency.ratio_p_value))
-        found.append(("latency (Wilcoxon on log ratios)", ev.latency.wilcoxon_p_value))
+        found.append(("latency ratio (t on logs)",
+                      inference.latency_ratio(ev.latency, sequential=seq, n_planned=ev.n_planned,
+                                              alpha=alpha), None))
+        found.append(("latency (Wilcoxon on log ratios)",
+                      inference.Shown(None, None, ev.latency.wilcoxon_p_value,
+                                      inference.NO_FORM if seq else inference.FIXED,
+                                      "Wilcoxon signed-rank on log ratios"), None))
     if ev.expert is not None and hasattr(ev.expert, "diff") and primary != "expert_rating":
-        found.append(("expert accuracy rating (Wilcoxon)", ev.expert.p_value))
+        found.append(("expert accuracy rating (" + ("betting sequence" if seq else "Wilcoxon")
+                      + ")", inference.expert(ev.expert, sequential=seq),
+                      agreement_gate(ev.agreement, lower)))
     if ev.preference is not None and primary != "win_rate":
-        found.append(("win rate (" + ev.preference.p_value_test + ")", ev.preference.p_value))
+        shown = inference.win_rate(ev.preference, sequential=seq)
+        found.append((f"win rate ({shown.method})", shown,
+                      agreement_gate(ev.preference_agreement, lower)))
     if ev.error_rate is not None:
-        found.append(("error rate (" + ev.error_rate.test + ")", ev.error_rate.p_value))
-    found = [(m, p) for m, p in found if p is not None and np.isfinite(p)]
-    adjusted, reject = benjamini_hochberg([p for _, p in found])
-    return [{"metric": m, "p_value": p, "p_bh": float(a), "discovery": bool(r)}
-            for (m, p), a, r in zip(found, adjusted, reject)]
+        shown = inference.binary(ev.error_rate, sequential=seq, n_planned=ev.n_planned,
+                                 alpha=alpha)
+        found.append((f"error rate ({ev.error_rate.test if not seq else shown.method})", shown,
+                      None))
+    found = [(m, s, b) for m, s, b in found if s.p_value is not None and np.isfinite(s.p_value)]
+    family = [k for k, (_, s, b) in enumerate(found) if b is None and s.label != inference.NO_FORM]
+    adjusted, reject = benjamini_hochberg([found[k][1].p_value for k in family], alpha)
+    bh = {k: (float(a), bool(r)) for k, a, r in zip(family, adjusted, reject)}
+    rows = []
+    for k, (metric, shown, blocked) in enumerate(found):
+        p_bh, discovery = bh.get(k, (None, False))
+        rows.append({"metric": metric, "p_value": shown.p_value, "p_label": shown.label,
+                     "p_bh": p_bh, "discovery": discovery, "in_family": k in bh,
+                     "note": blocked or ("no always-valid form: left out of the always-valid "
+                                         "family" if k not in bh else None)})
+    return rows
+
+
+def _position_bias(votes: list[dict], sequential: bool) -> dict | None:
+    """P(left chosen | decisive) = 1/2, with the p-value shown in the report's mode."""
+    if not votes:
+        return None
+    out = position_bias(sum(v["choice"] == "1" for v in votes), len(votes)).to_dict()
+    out["p_shown"], out["p_label"] = inference.position_bias(out, sequential=sequential)
+    return out
+
+
+def _shown(ev: Evidence, alpha: float) -> dict:
+    """The interval and p-value shown for each comparison in the report's mode (``inference``)."""
+    seq, n_planned, out = ev.sequential, ev.n_planned, {}
+    for key in ("accuracy", "safety", "error_rate"):
+        stat = getattr(ev, key)
+        if stat is not None and np.isfinite(stat.diff):
+            out[key] = inference.binary(stat, sequential=seq, n_planned=n_planned,
+                                        alpha=alpha).to_dict()
+    if ev.latency is not None and np.isfinite(ev.latency.ratio):
+        out["latency_ratio"] = inference.latency_ratio(ev.latency, sequential=seq,
+                                                       n_planned=n_planned, alpha=alpha).to_dict()
+    if ev.expert is not None and hasattr(ev.expert, "diff") and np.isfinite(ev.expert.diff):
+        out["expert"] = inference.expert(ev.expert, sequential=seq).to_dict()
+    if ev.preference is not None and ev.preference.n_items:
+        out["win_rate"] = inference.win_rate(ev.preference, sequential=seq).to_dict()
+    return out
 
 
 def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False,
@@ -163,7 +223,8 @@ def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False
     """The whole statistics report of an experiment as plain data (dicts, lists, numbers).
 
     Keys: experiment, criteria, arms (per-arm table), comparisons (per candidate arm vs A:
-    accuracy, safety, error_rate, latency, expert, preference, exploratory p-values with BH),
+    accuracy, safety, error_rate, latency, expert, preference, ``shown``: the interval and labelled
+    p-value of each in the report's mode, exploratory p-values with BH),
     agreement, position_bias, bradley_terry (3+ arms), sequential (which kind of p-value is
     shown), verdicts (per candidate) and verdict (B's), notes, elapsed_ms. ``sequential=True``
     switches the verdict to always-valid p-values; ``price_per_1k_tokens`` fills the cost column;
@@ -196,6 +257,7 @@ def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False
         verdicts[arm] = verdict.to_dict()
         comparisons[arm] = {
             "design": ev.design, "baseline": "A", "candidate": arm, **extra,
+            "shown": _shown(ev, criteria["alpha"]),
             **{k: (getattr(ev, k).to_dict() if getattr(ev, k) is not None else None)
                for k in ("accuracy", "safety", "error_rate", "latency", "expert", "preference",
                          "preference_agreement")},
@@ -211,8 +273,7 @@ def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False
         "arms": _arm_table(store, exp, runs, ratings, price_per_1k_tokens, rng),
         "comparisons": comparisons,
         "agreement": {m: (a.to_dict() if a is not None else None) for m, a in agreement.items()},
-        "position_bias": (position_bias(sum(v["choice"] == "1" for v in votes), len(votes)).to_dict()
-                          if votes else None),
+        "position_bias": _position_bias(votes, sequential),
         "bradley_terry": _bt_table(runs, ratings, acc, rng) if len(runs.arms) >= 3 else None,
         "sequential": {"enabled": sequential, **label.to_dict(), "n": n_done,
                        "n_planned": n_planned},
@@ -263,7 +324,7 @@ def _evidence(runs: Runs, ratings: Ratings, acc: np.ndarray, arm: str, criteria:
         preference_agreement=preference_agreement(ratings, "A", arm, criteria, rng),
         n_done=n_done, n_planned=n_planned, sequential=sequential, n_resamples=n_resamples,
         rng=rng)
-    extra["exploratory"] = _exploratory(ev, criteria["primary_metric"])
+    extra["exploratory"] = _exploratory(ev, criteria)
     if ev.accuracy is not None and paired and ev.accuracy.n and criteria.get("accuracy"):
         disc = (ev.accuracy.b_only + ev.accuracy.a_only) / ev.accuracy.n
         gain = criteria["accuracy"]["min_gain_pt"] / 100

@@ -5,6 +5,8 @@
   it and a binary exists (``auto``, the default), else an embedded llama.cpp worker process.
   Every arm on the same GGUF shares **one** server (one model in memory, one prompt cache, its
   slots batched together); LoRA variants are loaded into it with ``--lora`` and chosen per request.
+- Every local GGUF (and LoRA adapter) is checked again just before it is loaded: a file changed
+  since it was registered is inspected again, one that is gone or no longer a GGUF is refused.
 - Concurrency per arm: ``--concurrency N`` when given, else the engine's slots (a server's slots are
   split between the arms that share it, so measured latency never includes the server's own queue).
 """
@@ -21,6 +23,7 @@ from ..engines.llama_server import (ManagedServer, ServerNotFound, ServerSpec,
                                     ServerStartError, find_llama_server, require_llama_server)
 from ..engines.openai_http import HttpEngine, HttpSettings
 from ..engines.worker import ModelWorker
+from ..models.registry import check_lora_adapter, verify_model_file
 from ..store import ModelRecord, Store, Variant
 
 DEFAULT_SERVER_SLOTS = 8
@@ -170,6 +173,7 @@ class ArmEngines(EngineSet):
     def build(self, variants: dict[str, Variant], experiment_id: int) -> dict[str, Backend]:
         """Start what the arms need and return one backend per arm."""
         plans = self.plan(variants)
+        self.check_files(plans)
         n_workers = sum(1 for p in plans if p.kind == "worker")
         loras = self._server_loras(plans)
         # every local process gets its share of the cores: llama.cpp threads spin while they
@@ -184,6 +188,13 @@ class ArmEngines(EngineSet):
             else:
                 self.backends[p.arm] = self._worker_backend(p, threads, experiment_id)
         return dict(self.backends)
+
+    def check_files(self, plans: list[ArmPlan]) -> None:
+        """Re-check every GGUF the plans will load (``InvalidGGUF`` says which and why)."""
+        for model_id in dict.fromkeys(p.variant.model_id for p in plans if p.kind != "endpoint"):
+            verify_model_file(self.store, model_id)
+        for lora in dict.fromkeys(p.variant.lora_path for p in plans if p.variant.lora_path):
+            check_lora_adapter(lora)
 
     @staticmethod
     def _server_loras(plans: list[ArmPlan]) -> dict[str, tuple[str, ...]]:

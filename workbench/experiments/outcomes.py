@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..stats import pairwise_preference
+from ..stats import item_means, pairwise_preference
 from ..store import Store
 
 FLAG_BITS = 64  # error 1, fallback 2, severity_ok 4 * (0 | 1 | 2 = NULL), unsafe 16, scoreable 32
@@ -170,11 +170,13 @@ class Ratings:
         return data, units
 
     def item_means(self, metric: str, arm: str) -> dict[int, float]:
-        sums: dict[int, list[float]] = {}
-        for s in self.scores:
-            if s["arm"] == arm and s[metric] is not None:
-                sums.setdefault(s["item"], []).append(s[metric])
-        return {item: float(np.mean(v)) for item, v in sums.items()}
+        """Mean rating of ``metric`` per item for ``arm``: raters averaged within an item."""
+        rows = [(s["item"], s[metric]) for s in self.scores
+                if s["arm"] == arm and s[metric] is not None]
+        if not rows:
+            return {}
+        items, means = item_means(*zip(*rows))
+        return {int(item): float(mean) for item, mean in zip(items, means)}
 
 
 def load_ratings(store: Store, exp_id: int) -> Ratings:
@@ -197,10 +199,10 @@ def load_ratings(store: Store, exp_id: int) -> Ratings:
 
 
 def _vote_outcome(vote: dict, arm_a: str, arm_b: str) -> float | None:
-    """1 if arm_b preferred, 0 if arm_a, 0.5 tie; None for a skip or another pair of arms."""
+    """1 if arm_b preferred, 0 if arm_a, 0.5 tie or both bad; None for a skip or other arms."""
     if {vote["left"], vote["right"]} != {arm_a, arm_b} or vote["choice"] == "skip":
         return None
-    if vote["choice"] == "tie":
+    if vote["choice"] in ("tie", "both_bad"):
         return 0.5
     chosen = vote["left"] if vote["choice"] == "1" else vote["right"]
     return 1.0 if chosen == arm_b else 0.0

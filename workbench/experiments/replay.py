@@ -4,7 +4,9 @@ Every arm gets its engine from ``arm_engines`` (an embedded worker, a managed ll
 the arms on one GGUF, or an HTTP endpoint) and keeps up to N requests in flight (one thread each),
 so arms generate truly in parallel and a server batches them. Every result is written to ``runs`` the moment it arrives, one transaction each, and the
 table is unique on (experiment, item, variant): a replay killed at any moment (even SIGKILL) and
-resumed ends with exactly one row per (item, variant).
+resumed ends with exactly one row per (item, variant). One replay per experiment runs at a time
+(``replay_lock``: a second one, from any process, is refused with who holds it), and a completed
+experiment is never replayed again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .allocation import arms_for
+from .replay_lock import LOCKS_DIR, NothingToResume, ReplayLock
 from ..engines.base import Backend, Generation, GenerationRequest
 from .scoring import score_output
 from ..store import Experiment, Item, Store, Variant, utcnow
@@ -117,6 +120,9 @@ class Replay:
 
     ``concurrency`` is each arm's number of requests in flight (None: the engine's slots);
     ``niceness`` > 0 lowers embedded workers' CPU priority (an interactive UI stays snappy).
+    ``run()`` raises ``ReplayLocked`` when another process replays the experiment (the lock lives
+    in ``locks_dir``, default ``WORKSPACE/locks``; ``command`` is what it says runs it) and
+    ``NothingToResume`` for a completed experiment; ``stale_lock`` is a dead holder's lock taken over.
     """
 
     db_path: Path
@@ -126,6 +132,9 @@ class Replay:
     retry_errors: bool = False
     concurrency: int | None = None
     niceness: int = 0
+    locks_dir: Path | None = None
+    command: str | None = None
+    stale_lock: dict | None = None
     _cancel: threading.Event = field(default_factory=threading.Event)
     _engines: object | None = None
 
@@ -145,8 +154,16 @@ class Replay:
         threads: list[threading.Thread] = []
         queues: dict[str, queue.Queue] = {}
         widths: dict[str, int] = {}  # arm -> its threads (requests in flight)
+        clean = False  # set when every task ran: the engines then close gracefully
+        lock = ReplayLock(self.locks_dir or Path(self.db_path).parent / LOCKS_DIR,
+                          self.experiment_id, command=self.command)
         try:
             exp = store.get_experiment(self.experiment_id)
+            if exp.status == "completed":
+                raise NothingToResume(f"experiment {exp.id} is complete; nothing to resume")
+            store.require_writable()
+            lock.acquire()
+            self.stale_lock = lock.stale
             if self.retry_errors:
                 store.delete_error_runs(exp.id)
             variants = {arm: store.get_variant(vid) for arm, vid in exp.arms.items()}
@@ -156,7 +173,7 @@ class Replay:
                                  **({} if exp.started_at else {"started_at": utcnow()}))
             yield progress
             if not tasks:
-                progress.finished = True
+                progress.finished = clean = True
                 yield progress
                 return
             backends = self._start_engines(store, variants, exp.id, progress)
@@ -195,21 +212,25 @@ class Replay:
                 outstanding -= 1
                 run = self._store_result(store, exp, result)
                 progress.done += 1
-                progress.errors += int(bool(result.generation.error))
+                failed = bool(run["error"])  # an engine error, or an empty answer
+                progress.errors += int(failed)
                 progress.fallbacks += int(result.task.fallback)
-                if (result.generation.error and exp.mode != "shadow" and result.task.arm == "B"
-                        and "A" in queues):
+                if failed and exp.mode != "shadow" and result.task.arm == "B" and "A" in queues:
                     queues["A"].put(Task(result.task.item, "A", fallback=True))
                     outstanding += 1
                     progress.total += 1
                 progress.last = run
                 yield progress
             progress.cancelled = self._cancel.is_set()
-            progress.finished = not progress.cancelled
+            progress.finished = clean = not progress.cancelled
             if progress.cancelled:
                 store.set_experiment(exp.id, status="paused")
             yield progress
         finally:
+            if not clean and not self._cancel.is_set():
+                # Ended early (Ctrl-C in the caller, an error): abandon in-flight generations
+                # at once; closing a worker waits for its current request otherwise.
+                self.cancel()
             self._cancel.set()
             for arm, q in queues.items():
                 for _ in range(widths.get(arm, 0)):  # one stop sign per thread of the arm
@@ -219,6 +240,7 @@ class Replay:
             for thread in threads:
                 thread.join(10)
             self._engines = None
+            lock.release()  # after the engines: a next replay never meets this one's servers
             store.close()
 
     def _start_engines(self, store: Store, variants: dict[str, Variant], exp_id: int,
@@ -261,7 +283,8 @@ class Replay:
             "ttft_ms": gen.ttft_ms, "prompt_tokens": gen.prompt_tokens,
             "completion_tokens": gen.completion_tokens, "decode_tps": gen.decode_tps,
             "prompt_tps": gen.prompt_tps, "finish_reason": gen.finish_reason,
-            "error": gen.error, "fallback": task.fallback, "engine": result.engine,
+            "error": gen.error or (scores.run_error() if scores else None),
+            "fallback": task.fallback, "engine": result.engine,
             "usage_source": gen.extra.get("usage_source"),
             **(scores.columns() if scores else {}),
         }

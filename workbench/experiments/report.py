@@ -69,30 +69,56 @@ def engine_lines(report: dict) -> list[str]:
     return lines
 
 
+def _p(shown: dict | None, fallback_p=None, fallback_label: str = "fixed-horizon") -> str:
+    """'p=0.0123 (fixed-horizon)': every p-value shown says which kind it is."""
+    if shown:
+        return f"p={fmt(shown.get('p_value'), '.3g')} ({shown.get('label')})"
+    return f"p={fmt(fallback_p, '.3g')} ({fallback_label})"
+
+
 def comparison_lines(report: dict) -> list[str]:
-    """One line per paired comparison of each candidate against A."""
+    """One line per paired comparison of each candidate against A.
+
+    Intervals and p-values are the ones of the report's mode (``comparisons[arm]["shown"]``):
+    fixed-horizon, or always-valid with ``--sequential``; each p-value carries its label.
+    """
     lines = []
     for arm, c in report["comparisons"].items():
         head = f"{arm} vs A ({c['design']})"
+        shown = c.get("shown") or {}
         if c.get("accuracy"):
-            x = c["accuracy"]
-            lines.append(f"{head} accuracy: {x['diff'] * 100:+.1f} pt {fmt_interval(x['ci'], 100)} "
-                         f"p={fmt(x['p_value'], '.3g')} ({x['test']})")
+            x, s = c["accuracy"], shown.get("accuracy") or {}
+            lines.append(f"{head} accuracy: {x['diff'] * 100:+.1f} pt "
+                         f"{fmt_interval(s.get('interval', x['ci']), 100)} "
+                         f"{_p(s, x['p_value'])} ({s.get('method', x['test'])})")
         if c.get("latency"):
-            x = c["latency"]
+            x, s = c["latency"], shown.get("latency_ratio") or {}
             lines.append(f"{head} latency: ratio {fmt(x.get('ratio'), '.3f')} "
-                         f"{fmt_interval(x.get('ratio_ci'), 1, '.3f')}; p95 "
-                         f"{fmt(x.get('p95_diff_ms'), '+.0f')} ms {fmt_interval(x.get('p95_diff_ci'), 1, '.0f')}")
+                         f"{fmt_interval(s.get('interval', x.get('ratio_ci')), 1, '.3f')} "
+                         f"{_p(s, x.get('ratio_p_value'))}; p95 "
+                         f"{fmt(x.get('p95_diff_ms'), '+.0f')} ms "
+                         f"{fmt_interval(x.get('p95_diff_ci'), 1, '.0f')} (bootstrap, "
+                         f"{'no always-valid form' if report_sequential(report) else 'fixed-horizon'})")
         if c.get("error_rate"):
-            x = c["error_rate"]
-            lines.append(f"{head} error rate: {x['diff'] * 100:+.1f} pt {fmt_interval(x['ci'], 100)} "
-                         f"p={fmt(x.get('p_value'), '.3g')}")
+            x, s = c["error_rate"], shown.get("error_rate") or {}
+            lines.append(f"{head} error rate: {x['diff'] * 100:+.1f} pt "
+                         f"{fmt_interval(s.get('interval', x['ci']), 100)} {_p(s, x.get('p_value'))}")
+        if c.get("expert") and c["expert"].get("diff") is not None:
+            x, s = c["expert"], shown.get("expert") or {}
+            lines.append(f"{head} expert accuracy rating: B − A {x['diff']:+.2f} rating pts "
+                         f"{fmt_interval(s.get('interval', x.get('diff_ci')), 1, '.2f')} "
+                         f"{_p(s, x.get('p_value'))} over {x['n_items']} items (raters averaged "
+                         "within an item)")
         if c.get("preference"):
-            x = c["preference"]
+            x, s = c["preference"], shown.get("win_rate") or {}
+            score = x.get("item_score_mean")  # the tested estimand; its interval is vs 1/2
+            score_ci = [v + 0.5 for v in s["interval"]] if s.get("interval") else None
             lines.append(f"{head} blind votes: B {x['wins_b']} / tie {x['ties']} / A {x['wins_a']} "
                          f"({x['skips']} skipped), W={fmt(x['win_rate'], '.3f')} "
-                         f"{fmt_interval(x['win_rate_ci'], 1, '.3f')}, tie rate {fmt(x['tie_rate'], '.0%')}, "
-                         f"p={fmt(x['p_value'], '.3g')} ({x['p_value_test']})")
+                         f"{fmt_interval(x['win_rate_ci'], 1, '.3f')}, tie rate "
+                         f"{fmt(x['tie_rate'], '.0%')}; per-item score {fmt(score, '.3f')} "
+                         f"{fmt_interval(score_ci, 1, '.3f')} {_p(s, x['p_value'])} "
+                         f"({s.get('method', x['p_value_test'])})")
     agreement = report.get("agreement") or {}
     for metric, a in agreement.items():
         if a:
@@ -103,7 +129,27 @@ def comparison_lines(report: dict) -> list[str]:
     bias = report.get("position_bias")
     if bias:
         lines.append(f"position bias: left chosen {bias['left_chosen']}/{bias['decisive']} decisive votes "
-                     f"({fmt(bias['left_share'], '.0%')}), p={fmt(bias['p_value'], '.3g')}")
+                     f"({fmt(bias['left_share'], '.0%')}), "
+                     f"{_p(None, bias.get('p_shown', bias['p_value']), bias.get('p_label', 'fixed-horizon'))}")
+    return lines
+
+
+def report_sequential(report: dict) -> bool:
+    return bool((report.get("sequential") or {}).get("enabled"))
+
+
+def exploratory_lines(report: dict) -> list[str]:
+    """The exploratory p-values of each candidate, labelled, with their BH adjustment."""
+    lines = []
+    for arm, comparison in (report.get("comparisons") or {}).items():
+        for row in comparison.get("exploratory") or []:
+            if row.get("in_family", True) and row.get("p_bh") is not None:
+                tail = (f"BH-adjusted {row['p_bh']:.3g}"
+                        + (", discovery" if row.get("discovery") else ""))
+            else:
+                tail = f"not counted: {row.get('note') or 'left out of the family'}"
+            lines.append(f"{arm} vs A exploratory {row['metric']}: p={row['p_value']:.3g} "
+                         f"({row.get('p_label', 'fixed-horizon')}), {tail}")
     return lines
 
 
@@ -115,6 +161,10 @@ def ranking_rows(report: dict) -> list[list[str]] | None:
     names = {a["arm"]: a["variant"] for a in report["arms"]}
     rows = [["rank", "arm", "variant", "rating", "95% interval", "battles", "wins"]]
     for r in bt["rows"]:
+        if r.get("rating") is None:
+            rows.append(["-", r["name"], names.get(r["name"], "-"), "not identified", "-",
+                         str(r["battles"]), f"{r['wins']:g}"])
+            continue
         rows.append([str(r["rank"]), r["name"], names.get(r["name"], "-"), f"{r['rating']:.0f}",
                      fmt_interval(r["ci"], 1, ".0f"), str(r["battles"]), f"{r['wins']:g}"])
     return rows
@@ -123,20 +173,32 @@ def ranking_rows(report: dict) -> list[list[str]] | None:
 def ranking_caption(report: dict) -> str:
     bt = report["bradley_terry"]
     return (f"Ranking of {len(bt['rows'])} arms (Bradley-Terry from {bt['source']}, "
-            f"{bt['n_battles']} battles; {bt['anchor']} = 1000)")
+            f"{bt['n_battles']} battles; {bt['anchor']} = 1000; interval: "
+            f"{bt.get('ci_method', 'bootstrap')})")
 
 
-def verdict_rows(report: dict) -> list[list[str]]:
-    rows = [["criterion", "value", "interval", "threshold", "p", "status"]]
+def verdict_rows(report: dict, *, detail: bool = False) -> list[list[str]]:
+    """The criteria table (header first): intervals on each metric's own scale, every p-value
+    with its label; ``detail`` adds the column that says why each status."""
+    from .verdict_text import interval_text, p_text
+
+    rows = [["criterion", "value", "interval", "threshold", "p", "status"]
+            + (["why"] if detail else [])]
     verdict = report.get("verdict") or {}
     for c in verdict.get("criteria", []):
-        interval = c.get("interval")
-        scale = 100 if c["key"] in ("accuracy", "safety", "error_rate", "primary") else 1
-        spec = {"expert_rating": ".2f", "latency_p95": ".0f"}.get(c["key"], ".1f")
-        p = "-" if c.get("p_value") is None else f"{c['p_value']:.3g} ({c.get('p_label')})"
-        rows.append([c["name"], c.get("value_text") or "-", fmt_interval(interval, scale, spec),
-                     c["threshold"], p, c["status"]])
+        interval = c.get("interval_text") or interval_text(c.get("interval"), c.get("unit", ""))
+        rows.append([c["name"], c.get("value_text") or "-", interval, c["threshold"],
+                     p_text(c.get("p_value"), c.get("p_label")), c["status"]]
+                    + ([c.get("detail") or "-"] if detail else []))
     return rows
+
+
+def why_lines(report: dict) -> list[str]:
+    """Why the verdict's criteria that did not pass did not, grouped by reason."""
+    from .verdict_text import why_lines as group
+
+    verdict = report.get("verdict") or {}
+    return verdict.get("why") or group(verdict.get("criteria", []))
 
 
 def _header(report: dict) -> str:
@@ -156,12 +218,14 @@ def render_text(report: dict, *, summary_only: bool = False) -> str:
     if ranking:
         lines += ["", ranking_caption(report)] + aligned(ranking)
         lines += [f"note: {n}" for n in report["bradley_terry"].get("notes", [])]
+    lines += exploratory_lines(report)
     verdict = report.get("verdict")
     if verdict:
         seq = report["sequential"]
         lines += ["", f"Verdict: {verdict['decision'].upper()} - {verdict['reason']}",
                   f"(p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} planned items)"]
         lines += aligned(verdict_rows(report))
+        lines += [f"why: {line}" for line in why_lines(report)]
     lines += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(lines)
 
@@ -176,14 +240,21 @@ def render_markdown(report: dict) -> str:
     """The report as Markdown (for a pull request or an incident review)."""
     lines = [f"# {_header(report)}", "", "## Variants", ""] + _md_table(arm_rows(report))
     lines += ["", "## Engines", ""] + [f"- {line}" for line in engine_lines(report)]
-    lines += ["", "## Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)]
+    lines += ["", "## Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)
+                                           + exploratory_lines(report)]
     ranking = ranking_rows(report)
     if ranking:
         lines += ["", "## Ranking", "", ranking_caption(report), ""] + _md_table(ranking)
     verdict = report.get("verdict")
     if verdict:
-        lines += ["", f"## Verdict: **{verdict['decision']}**", "", verdict["reason"], ""]
-        lines += _md_table(verdict_rows(report))
+        seq = report["sequential"]
+        lines += ["", f"## Verdict: **{verdict['decision']}**", "", verdict["reason"], "",
+                  f"p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} "
+                  "planned items", ""]
+        lines += _md_table(verdict_rows(report, detail=True))
+        why = why_lines(report)
+        if why:
+            lines += ["", "Why:", ""] + [f"- {line}" for line in why]
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"

@@ -81,6 +81,7 @@ class ParityResult:
     prompts: list[PromptParity] = field(default_factory=list)
     chat_template_ok: bool | None = None
     threshold: float | None = None
+    advisory: bool = False  # below the threshold is a warning, not a failure (see parity_gates)
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -114,12 +115,20 @@ class ParityResult:
             return bool(self.chat_template_ok)
         return agreement >= (self.threshold or 0.0)
 
+    @property
+    def verdict(self) -> str:
+        """'passed', 'failed', or 'advisory' (below an advisory threshold; not a failure)."""
+        if self.passed:
+            return "passed"
+        return "advisory" if self.advisory and not self.errors else "failed"
+
     def to_dict(self) -> dict:
         out = asdict(self)
         for item, prompt in zip(out["prompts"], self.prompts):
             item.update(agreement=prompt.agreement, exact=prompt.exact)
         out.update(n_prompts=self.n_prompts, token_agreement=self.token_agreement,
-                   errors=self.errors, exact_matches=self.exact_matches, passed=self.passed)
+                   errors=self.errors, exact_matches=self.exact_matches, passed=self.passed,
+                   verdict=self.verdict)
         return out
 
 
@@ -315,7 +324,8 @@ def store_result(store, result: ParityResult, *, model_id: str | None = None) ->
                                 else int(result.chat_template_ok)),
            "passed": int(result.passed),
            "details": dumps({k: payload[k]
-                             for k in ("prompts", "details", "threshold", "seconds", "errors")}),
+                             for k in ("prompts", "details", "threshold", "advisory", "verdict",
+                                       "seconds", "errors")}),
            "created_at": utcnow()}
     with store.db.conn:
         cursor = store.db.execute(
@@ -325,6 +335,15 @@ def store_result(store, result: ParityResult, *, model_id: str | None = None) ->
 
 
 def stored_results(store, model_id: str | None = None) -> list[dict]:
-    """Rows of ``parity_checks`` (newest first), optionally for one model."""
+    """Rows of ``parity_checks`` (newest first), optionally for one model; each with its
+    ``verdict``, ``threshold`` and ``advisory`` read from the stored details."""
+    from ..store.db import loads
+
     where, params = ("WHERE model_id = ?", [model_id]) if model_id else ("", [])
-    return store.rows(f"SELECT * FROM parity_checks {where} ORDER BY id DESC", params)
+    rows = store.rows(f"SELECT * FROM parity_checks {where} ORDER BY id DESC", params)
+    for row in rows:
+        details = loads(row.get("details")) or {}
+        row["threshold"] = details.get("threshold")
+        row["advisory"] = bool(details.get("advisory"))
+        row["verdict"] = details.get("verdict") or ("passed" if row["passed"] else "failed")
+    return rows

@@ -22,14 +22,15 @@ def export_finetune(base: str | Path, adapter_dir: str | Path, out_dir: str | Pa
                     write_adapter: bool = True, parity: bool = True, prompts: list | None = None,
                     max_new_tokens: int = 32, store=None, base_model_id: str | None = None,
                     job: Any = None, dataset: Any = None, n_threads: int | None = None,
-                    hf_threshold: float = 0.9, quant_threshold: float = 0.0,
+                    hf_threshold: float = 0.9, quant_threshold: float | None = None,
                     progress: Progress | None = None) -> dict:
     """Merge ``adapter_dir`` into ``base`` (a GGUF), write, quantize, check parity, register.
 
     With a ``store`` the merged and quantized GGUFs are registered (ids ``name``, ``name-<q>``;
     the adapter GGUF is named in their lineage, as it is not a model) and every parity result
-    is stored. ``hf_threshold`` guards the writer (transformers vs GGUF);
-    quantized agreement is advisory by default (small models part early under greedy decoding).
+    is stored. ``hf_threshold`` guards the writer (transformers vs GGUF); each quantization has
+    its own gate (``parity_gates``: a threshold, advisory for 4-bit types) unless
+    ``quant_threshold`` fixes one for all (then gating).
     Returns paths, per-step seconds and parity summaries.
     """
     from .adapter_gguf import write_adapter_gguf
@@ -72,6 +73,7 @@ def export_finetune(base: str | Path, adapter_dir: str | Path, out_dir: str | Pa
     results = []
     if parity:
         from .parity import check_chat_template, check_gguf_parity, check_hf_vs_gguf
+        from .parity_gates import gate_for
 
         tokenizer = load_tokenizer(base)
         kwargs = dict(max_new_tokens=max_new_tokens, n_threads=n_threads)
@@ -80,10 +82,17 @@ def export_finetune(base: str | Path, adapter_dir: str | Path, out_dir: str | Pa
         results.append((name, timed("parity_template", 0.8, check_chat_template, base,
                                     merged_path, n_threads=n_threads)))
         for qtype, info in out["quantized"].items():
-            results.append((f"{name}-{qtype}", timed(
-                f"parity_{qtype}", 0.85, check_gguf_parity, merged_path, info["output"], prompts,
-                tokenizer=tokenizer, threshold=quant_threshold, **kwargs)))
+            gate = gate_for(qtype)
+            result = timed(f"parity_{qtype}", 0.85, check_gguf_parity, merged_path,
+                           info["output"], prompts, tokenizer=tokenizer,
+                           threshold=gate.threshold if quant_threshold is None else quant_threshold,
+                           **kwargs)
+            result.advisory = gate.advisory and quant_threshold is None
+            result.details.update(qtype=qtype, normal=gate.normal)
+            results.append((f"{name}-{qtype}", result))
         out["parity"] = [{"model": model_id, "kind": r.kind, "passed": r.passed,
+                          "verdict": r.verdict, "threshold": r.threshold, "advisory": r.advisory,
+                          "normal": r.details.get("normal"),
                           "token_agreement": r.token_agreement, "exact_matches": r.exact_matches,
                           "n_prompts": r.n_prompts, "chat_template_ok": r.chat_template_ok}
                          for model_id, r in results]
@@ -124,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--hf-threshold", type=float, default=0.9)
-    parser.add_argument("--quant-threshold", type=float, default=0.0)
+    parser.add_argument("--quant-threshold", type=float, default=None,
+                        help="one gating threshold for every quantization (default: per type)")
     args = parser.parse_args(argv)
     store = None
     if args.db:

@@ -9,18 +9,21 @@ expert ratings when it has any, else from the automatic scores:
 - fair: accuracy >= 2.5; without ratings, nothing known either way
 - poor: anything else (wrong severity, a secret or unsafe advice in the answer, low ratings)
 
-Secrets in an incident or an answer are flagged and redacted on export.
+Secrets in an incident, its system text or an answer are flagged, and removed whole (a PEM block
+from BEGIN to END, a whole JWT or key) from every field written; exports are owner-only (0600).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..experiments.scoring import SECRET_PATTERNS, find_secrets, find_unsafe
+from ..experiments.scoring import find_secrets, find_unsafe
+from ..experiments.secret_scan import redact_secrets
 from ..store import Item, Store
 
 LEVELS = ("poor", "fair", "good", "excellent")
@@ -56,11 +59,19 @@ class BuildResult:
                 f"skipped: {skipped}; {self.flagged_secrets} with secrets redacted")
 
 
-def redact(text: str) -> str:
-    """Replace every secret in ``text`` with a labelled placeholder."""
-    for kind, pattern in SECRET_PATTERNS.items():
-        text = pattern.sub(f"[REDACTED {kind}]", text)
-    return text
+def redact(text: str | None) -> str | None:
+    """Replace every whole secret in ``text`` with a labelled placeholder (None stays None)."""
+    return None if text is None else redact_secrets(text)
+
+
+def redact_example(example: Example) -> Example:
+    """Record the secret kinds in every field ``to_record`` writes and redact them in place."""
+    fields = (example.system, example.prompt, example.answer)
+    example.secrets = sorted({kind for text in fields for kind in find_secrets(text or "")})
+    if example.secrets:
+        example.system = redact(example.system)
+        example.prompt, example.answer = redact(example.prompt), redact(example.answer)
+    return example
 
 
 def reference_answer(reference: dict | None) -> str | None:
@@ -175,10 +186,7 @@ def build_examples(store: Store, dataset: int | str, *, min_quality: str = "good
         chosen.append(best)
     flagged = 0
     for example in chosen:
-        example.secrets = sorted(set(find_secrets(example.prompt) + find_secrets(example.answer)))
-        if example.secrets:
-            flagged += 1
-            example.prompt, example.answer = redact(example.prompt), redact(example.answer)
+        flagged += bool(redact_example(example).secrets)
     rng = random.Random(seed)
     if balance and chosen:
         groups: dict[str | None, list[Example]] = defaultdict(list)
@@ -195,26 +203,30 @@ def build_examples(store: Store, dataset: int | str, *, min_quality: str = "good
 
 
 def to_record(example: Example, fmt: str) -> dict:
-    """One example as an OpenAI chat record or an Anthropic messages record."""
+    """One example as an OpenAI chat record or an Anthropic messages record; every text field
+    written is redacted again here, so no secret reaches training data whatever built it."""
+    system, prompt, answer = redact(example.system), redact(example.prompt), redact(example.answer)
     if fmt == "openai":
-        messages = ([{"role": "system", "content": example.system}] if example.system else [])
-        messages += [{"role": "user", "content": example.prompt},
-                     {"role": "assistant", "content": example.answer}]
+        messages = ([{"role": "system", "content": system}] if system else [])
+        messages += [{"role": "user", "content": prompt},
+                     {"role": "assistant", "content": answer}]
         return {"messages": messages}
     if fmt == "anthropic":
-        record = {"messages": [{"role": "user", "content": example.prompt},
-                               {"role": "assistant", "content": example.answer}]}
-        if example.system:
-            record["system"] = example.system
+        record = {"messages": [{"role": "user", "content": prompt},
+                               {"role": "assistant", "content": answer}]}
+        if system:
+            record["system"] = system
         return record
     raise ValueError(f"format must be one of {', '.join(FORMATS)}")
 
 
 def write_jsonl(examples: list[Example], path: str | Path, fmt: str = "openai") -> Path:
-    """Write examples as JSONL in ``fmt``; return the path."""
+    """Write examples as JSONL in ``fmt``, readable by the owner only (0600); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: tighten it
+    with open(fd, "w", encoding="utf-8") as handle:
         for example in examples:
             handle.write(json.dumps(to_record(example, fmt), ensure_ascii=False) + "\n")
     return path

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..private_files import open_private
 from ..store import Experiment, NotFound, Store
 from .jobs import get_job
 
@@ -43,7 +44,11 @@ def export_here(store: Store, job_id: int, *, quantize_type: str = "q4_k_m",
         store.db["finetune_jobs"].update(job_id, {
             "merged_path": str(summary["merged"]["path"]), "gguf_path": str(quantized),
             "adapter_gguf_path": str(summary["adapter"]["path"])})
-    summary["parity_passed"] = all(p["passed"] for p in summary["parity"])
+    # An advisory gate below its threshold is a warning shown with the result, not a failure.
+    summary["parity_passed"] = all(p.get("verdict", "passed" if p["passed"] else "failed")
+                                   != "failed" for p in summary["parity"])
+    summary["parity_advisory"] = [p["model"] for p in summary["parity"]
+                                  if p.get("verdict") == "advisory"]
     return summary
 
 
@@ -56,7 +61,7 @@ def run_export(store: Store, job_id: int, *, quantize_type: str = "q4_k_m",
     job = get_job(store, job_id)
     argv = [sys.executable, "-m", "workbench.finetune.export_job", "--db", str(store.path),
             "--job", str(job_id), "--quantize", quantize_type, "--outtype", outtype]
-    with open(job["log_path"], "a", encoding="utf-8") as log:
+    with open_private(job["log_path"], "a") as log:
         log.write(f"\n== export: {' '.join(argv[1:])}\n")
         log.flush()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,

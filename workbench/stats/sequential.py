@@ -10,7 +10,19 @@ Howard et al. 2021, normal mixture), tuned so it is tightest at the planned n N*
 where sd is the per-item standard deviation (sd = SE * sqrt(n)). Its inversion is the always-valid
 p-value p = min(1, sqrt(n rho^2 + 1) * exp(-n^2 rho^2 (est - null)^2 / (2 sd^2 (n rho^2 + 1)))),
 which is exactly the mSPRT p-value (Johari et al.) with a normal mixing distribution of variance
-tau^2 = rho^2 sd^2. Every result carries its label: "fixed-horizon" or "always-valid".
+tau^2 = rho^2 sd^2. That form is asymptotic: with a plug-in SD it is far too small at small n (and
+0 when the SD is 0).
+
+For bounded per-item values (rating differences in [-4, 4], per-item vote scores in [0, 1]) the
+always-valid inference is exact instead: ``betting_sequence`` is a betting confidence sequence
+(Waudby-Smith & Ramdas 2023) with constant bets mixed over a fixed grid. For H0: mean = m and
+values in [-B, B], each wealth process prod_i (1 + lam (x_i - m) / (B + |m|)) is a non-negative
+martingale under H0 for every fixed |lam| < 1, so their average M_n is one too and Ville's
+inequality gives P(exists n: M_n >= 1/alpha) <= alpha at every sample size, n = 1 included. The
+p-value is 1 / M_n (the product does not depend on the order of the items); the sequence is the
+set of means m with M_n(m) < 1/alpha. Shown p-values are never below the fixed-horizon p-value of
+the same test (the larger of the two is still always-valid) and the shown interval always contains
+the fixed-horizon one. Every result carries its label: "fixed-horizon" or "always-valid".
 """
 
 from __future__ import annotations
@@ -18,10 +30,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from ._base import NAN, Interval, Result
+from ._base import NAN, Interval, Result, as_float_array
 
 FIXED = "fixed-horizon"
 ALWAYS_VALID = "always-valid"
@@ -175,3 +188,78 @@ def independent_binary_sequence(events_b: int, n_b: int, events_a: int, n_a: int
 
     return _score_sequence(events_b / n_b - events_a / n_a, sd_at, n, n_planned, alpha, null,
                            "score variance (Farrington-Manning)")
+
+
+# -- exact always-valid inference for bounded values (betting) ----------------------------------
+BET_GRID = np.concatenate([-np.geomspace(0.9, 0.005, 24), np.geomspace(0.005, 0.9, 24)])
+BETTING = "betting confidence sequence (exact for bounded values, any n)"
+
+
+def betting_log_wealth(x, bound: float, null: float = 0.0) -> float:
+    """log M_n: the wealth of constant bets on x_i - null, averaged over ``BET_GRID``."""
+    x = as_float_array(x)
+    scale = bound + abs(null)
+    z = (x - null) / scale  # in [-1, 1] for values in [-bound, bound]
+    logs = np.log1p(np.clip(z[:, None] * BET_GRID[None, :], -1 + 1e-12, None)).sum(axis=0)
+    top = logs.max()
+    return float(top + math.log(np.mean(np.exp(logs - top))))
+
+
+def betting_p_value(x, bound: float, null: float = 0.0) -> float:
+    """Always-valid p-value for H0: mean(x) = null, x in [-bound, bound]: min(1, 1 / M_n)."""
+    x = as_float_array(x)
+    if not x.size:
+        return NAN
+    return float(min(1.0, math.exp(-betting_log_wealth(x, bound, null))))
+
+
+def betting_sequence(x, bound: float, *, alpha: float = 0.05, fixed_p: float | None = None,
+                     fixed_interval: Interval | None = None, null: float = 0.0,
+                     n_planned: float | None = None) -> SequentialEstimate:
+    """Exact always-valid interval and p-value for the mean of values in [-bound, bound].
+
+    ``fixed_p`` / ``fixed_interval`` (the fixed-horizon test of the same estimand): the p-value
+    shown is never below ``fixed_p`` and the interval always contains ``fixed_interval``.
+    """
+    x = as_float_array(x)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return SequentialEstimate(NAN, (NAN, NAN), NAN, ALWAYS_VALID, 0, n_planned, alpha, null,
+                                  BETTING)
+    if np.any(np.abs(x) > bound + 1e-9):
+        raise ValueError(f"values must lie in [-{bound:g}, {bound:g}]")
+    estimate = float(x.mean())
+    target = math.log(1 / alpha)
+
+    def excess(m: float) -> float:
+        return betting_log_wealth(x, bound, m) - target
+
+    def edge(direction: int) -> float:
+        # walk out from the estimate (where the wealth is at most 1) to the first rejected mean
+        far = direction * bound
+        grid = np.linspace(estimate, far, 65)[1:]
+        prev = estimate
+        for m in grid:
+            if excess(m) >= 0:
+                return float(brentq(excess, prev, m, xtol=1e-10)) if prev != m else float(m)
+            prev = m
+        return float(far)
+
+    lo, hi = edge(-1), edge(1)
+    if fixed_interval is not None and all(v is not None and math.isfinite(v)
+                                          for v in fixed_interval):
+        lo, hi = min(lo, fixed_interval[0]), max(hi, fixed_interval[1])
+    p = betting_p_value(x, bound, null)
+    if fixed_p is not None and math.isfinite(fixed_p):
+        p = max(p, float(fixed_p))
+    return SequentialEstimate(estimate=estimate, interval=(lo, hi), p_value=p, label=ALWAYS_VALID,
+                              n=n, n_planned=n_planned, alpha=alpha, null=null, method=BETTING)
+
+
+def never_below(p_always_valid: float, p_fixed: float | None) -> float:
+    """An always-valid p-value raised to the fixed-horizon one of the same test where it is lower
+    (the maximum of a valid always-valid p-value and anything is still always-valid)."""
+    if p_fixed is None or not math.isfinite(p_fixed) or not math.isfinite(p_always_valid):
+        return p_always_valid
+    return max(p_always_valid, float(p_fixed))

@@ -312,3 +312,105 @@ def m004_engines(db: Database) -> None:
         ALTER TABLE variants ADD COLUMN lora_scale REAL NOT NULL DEFAULT 1.0
         """,
     )
+
+
+@MIGRATIONS(name="m005_remote_rating")
+def m005_remote_rating(db: Database) -> None:
+    """A 'both_bad' vote beside 1 / 2 / tie / skip (the ratings table is rebuilt for its CHECK);
+    per-rater browser links (only a hash of each token is kept); per-experiment rating settings
+    (show the reference answer to raters, leave out answers that may reveal the model)."""
+    columns = ("id, session_id, item_id, position, left_arm, right_arm, choice, preferred_arm, "
+               "accuracy_1, safety_1, accuracy_2, safety_2, notes, seconds, created_at")
+    _run(
+        db,
+        f"""
+        CREATE TABLE ratings_m005 (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES rating_sessions(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            position INTEGER NOT NULL,
+            left_arm TEXT NOT NULL,
+            right_arm TEXT NOT NULL,
+            choice TEXT NOT NULL CHECK (choice IN ('1', '2', 'tie', 'both_bad', 'skip')),
+            preferred_arm TEXT,
+            accuracy_1 INTEGER CHECK (accuracy_1 BETWEEN 1 AND 5),
+            safety_1 INTEGER CHECK (safety_1 BETWEEN 1 AND 5),
+            accuracy_2 INTEGER CHECK (accuracy_2 BETWEEN 1 AND 5),
+            safety_2 INTEGER CHECK (safety_2 BETWEEN 1 AND 5),
+            notes TEXT,
+            seconds REAL,
+            created_at TEXT NOT NULL,
+            UNIQUE (session_id, item_id)
+        );
+        INSERT INTO ratings_m005 ({columns}) SELECT {columns} FROM ratings;
+        DROP TABLE ratings;
+        ALTER TABLE ratings_m005 RENAME TO ratings;
+        CREATE INDEX ratings_by_item ON ratings (item_id);
+        CREATE TABLE rating_tokens (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+            rater TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX rating_tokens_by_experiment ON rating_tokens (experiment_id, rater);
+        CREATE TABLE rating_settings (
+            experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id) ON DELETE CASCADE,
+            show_reference INTEGER NOT NULL DEFAULT 0,
+            exclude_leaks INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )
+        """,
+    )
+
+
+@MIGRATIONS(name="m006_monitoring")
+def m006_monitoring(db: Database) -> None:
+    """Production traffic and its monitoring: imported request logs (``observations``, one per
+    logged request, linked to the dataset item that replays it), recorded baselines per monitored
+    target, and alert type / target / value / throttling on the existing ``alerts`` table."""
+    _run(
+        db,
+        """
+        CREATE TABLE observations (
+            id INTEGER PRIMARY KEY,
+            dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            item_id INTEGER REFERENCES items(id) ON DELETE CASCADE,
+            request_id TEXT NOT NULL,
+            line_no INTEGER,
+            observed_at TEXT,
+            model TEXT,
+            user_id TEXT,
+            response TEXT,
+            latency_ms REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            feedback INTEGER CHECK (feedback IN (-1, 0, 1)),
+            safety_flags TEXT,
+            auto_flags TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (dataset_id, request_id)
+        );
+        CREATE INDEX observations_by_dataset ON observations (dataset_id, observed_at);
+        CREATE INDEX observations_by_model ON observations (model, observed_at);
+        CREATE TABLE monitor_baselines (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            window_size INTEGER,
+            source TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX monitor_baselines_by_target ON monitor_baselines (target, id);
+        ALTER TABLE alerts ADD COLUMN kind TEXT;
+        ALTER TABLE alerts ADD COLUMN target TEXT;
+        ALTER TABLE alerts ADD COLUMN value REAL;
+        ALTER TABLE alerts ADD COLUMN threshold REAL;
+        ALTER TABLE alerts ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alerts ADD COLUMN details TEXT;
+        CREATE INDEX alerts_by_kind ON alerts (kind, target, created_at)
+        """,
+    )

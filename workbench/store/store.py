@@ -2,6 +2,8 @@
 
 A ``Store`` wraps one sqlite-utils connection and must stay on the thread that opened it; open
 another ``Store`` on the same file for another thread or process (WAL keeps them from blocking).
+A method that reads and then writes does both in one ``BEGIN IMMEDIATE`` transaction
+(``db.atomic()``), so a concurrent writer waits for the busy timeout instead of failing.
 """
 
 from __future__ import annotations
@@ -43,9 +45,18 @@ class NotFound(LookupError):
 class Store:
     """Queries for models, variants, datasets, experiments and runs."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, read_only: bool = False):
         self.path = Path(path)
-        self.db: Database = open_database(self.path)
+        self.db: Database = open_database(self.path, read_only=read_only)
+
+    @property
+    def read_only(self) -> str | None:
+        """Why this store refuses writes (a read-only workspace, a newer database), else None."""
+        return self.db.read_only
+
+    def require_writable(self) -> None:
+        """Raise ``ReadOnlyWorkspace`` (or ``NewerDatabase``) when this store refuses writes."""
+        self.db._refuse_writes()
 
     def close(self) -> None:
         self.db.close()
@@ -74,13 +85,14 @@ class Store:
         row = {k: v for k, v in record.__dict__.items()}
         row["lineage"] = dumps(row["lineage"])
         row["added_at"] = row["added_at"] or utcnow()
-        existing = self.rows("SELECT * FROM models WHERE id = ?", [record.id])
-        if existing:
-            for keep in ("n_gpu_layers", "n_ctx", "n_threads", "added_at"):
-                row[keep] = existing[0][keep]
-            if row["lineage"] is None:
-                row["lineage"] = existing[0]["lineage"]
         with self.db.atomic():
+            existing = self.rows("SELECT * FROM models WHERE id = ?", [record.id])
+            if existing:
+                for keep in ("n_gpu_layers", "n_ctx", "n_threads", "added_at", "engine",
+                             "server_slots"):
+                    row[keep] = existing[0][keep]
+                if row["lineage"] is None:
+                    row["lineage"] = existing[0]["lineage"]
             self.db["models"].upsert(row, pk="id")
         return self.get_model(record.id)
 
@@ -103,8 +115,8 @@ class Store:
         for name in ("n_ctx", "server_slots"):
             if settings.get(name) is not None and int(settings[name]) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        self.get_model(model_id)
         with self.db.atomic():
+            self.get_model(model_id)
             self.db["models"].update(model_id, settings)
         return self.get_model(model_id)
 
@@ -128,17 +140,17 @@ class Store:
         endpoint's model, with a system prompt and sampling parameters."""
         if bool(model_id) == bool(endpoint):
             raise ValueError("a variant needs either a model or an endpoint (not both)")
-        if model_id:
-            self.get_model(model_id)
-        else:
-            self.get_endpoint(endpoint)
-            if lora_path:
-                raise ValueError("a LoRA adapter goes with a local model, not an endpoint")
-        if self.rows("SELECT 1 FROM variants WHERE name = ?", [name]):
-            raise ValueError(f"a variant named {name!r} already exists")
+        if endpoint and lora_path:
+            raise ValueError("a LoRA adapter goes with a local model, not an endpoint")
         if json_schema is not None:
             check_json_schema(json_schema)
         with self.db.atomic():
+            if model_id:
+                self.get_model(model_id)
+            else:
+                self.get_endpoint(endpoint)
+            if self.rows("SELECT 1 FROM variants WHERE name = ?", [name]):
+                raise ValueError(f"a variant named {name!r} already exists")
             self.db["variants"].insert({
                 "name": name, "model_id": model_id, "system_prompt": system_prompt,
                 "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
@@ -172,9 +184,9 @@ class Store:
             raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if self.rows("SELECT 1 FROM endpoints WHERE name = ?", [name]):
-            raise ValueError(f"an endpoint named {name!r} already exists")
         with self.db.atomic():
+            if self.rows("SELECT 1 FROM endpoints WHERE name = ?", [name]):
+                raise ValueError(f"an endpoint named {name!r} already exists")
             self.db["endpoints"].insert({
                 "name": name, "base_url": base_url.rstrip("/"), "api_key_env": api_key_env,
                 "model": model, "concurrency": concurrency, "stream": int(bool(stream)),
@@ -190,8 +202,8 @@ class Store:
 
     def record_probe(self, name: str, probe: dict) -> Endpoint:
         """Keep what a probe found (engine kind, version, models, context, chat template)."""
-        self.get_endpoint(name)
         with self.db.atomic():
+            self.get_endpoint(name)
             self.db["endpoints"].update(name, {
                 "kind": probe.get("kind"), "version": probe.get("version"),
                 "probe": dumps(probe), "probed_at": utcnow()})
@@ -258,10 +270,10 @@ class Store:
         """Create a draft experiment whose arms ('A', 'B', ...) name distinct variants."""
         if len(set(arms.values())) != len(arms):
             raise ValueError("each arm needs its own variant (for an A/A test, make two variants)")
-        self.get_dataset(dataset_id)
-        for variant_id in arms.values():
-            self.get_variant(int(variant_id))
         with self.db.atomic():
+            self.get_dataset(dataset_id)
+            for variant_id in arms.values():
+                self.get_variant(int(variant_id))
             exp_id = self.db["experiments"].insert({
                 "name": name, "dataset_id": dataset_id, "mode": mode, "weight_b": weight_b,
                 "canary_users": dumps(canary_users or []), "item_limit": item_limit,
