@@ -85,3 +85,13 @@ async def test_lists_refresh_when_a_screen_is_shown_again(tmp_path, make_app):
         app.screen.query_one("#experiment-select").expanded = False
         options = [str(o[0]) for o in app.screen.query_one("#experiment-select")._options]
         assert any(f"#{exp.id} made-by-the-cli" in o for o in options), options
+
+
+async def test_rate_chooser_fits_80_columns(tmp_path, make_app):
+    app = make_app(prefilled_workspace(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        start = app.screen.query_one("#rate-start", Button)
+        assert start.region.right <= SIZE[0] and start.region.width >= len("Start rating")
