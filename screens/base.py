@@ -22,6 +22,9 @@ class WorkbenchScreen(Screen):
     """A screen that reads and writes the workspace only from thread workers."""
 
     HELP: ClassVar[str] = ""  # what the screen is for, shown above its keys by `?`
+    # Reload (``action_reload``) whenever the screen is shown again, so it lists what other
+    # screens and the CLI changed meanwhile.
+    RELOAD_ON_SHOW: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,6 +43,13 @@ class WorkbenchScreen(Screen):
             # The footer's room is for the screen's keys (ctrl+p still opens the palette).
             footer.show_command_palette = False
             footer.compact = self.size.width < NARROW
+
+    def on_screen_resume(self) -> None:
+        # Textual may resume a screen twice, and just after mounting it: a load already on its
+        # way is the fresh one.
+        if self.RELOAD_ON_SHOW and self.is_mounted and not any(
+                w.group == "load" and not w.is_finished for w in self.workers):
+            self.action_reload()
 
     def on_resize(self, event: events.Resize) -> None:
         for footer in self.query(Footer):

@@ -47,6 +47,7 @@ def import_report_body(report) -> Group:
 
 class DatasetsScreen(WorkbenchScreen):
     TITLE = "Datasets"
+    RELOAD_ON_SHOW = True
     HELP = """
 Incident datasets: JSONL, one incident a line (schema in datasets/README.md). JSONL files in the
 workspace datasets/ folder are imported when the workbench opens.
@@ -88,11 +89,6 @@ reference answer.
         self.action_reload()
 
     # -- datasets ----------------------------------------------------------------------------
-    def on_screen_resume(self) -> None:
-        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
-        if self.is_mounted:
-            self.action_reload()
-
     def action_reload(self, select: int | None = None) -> None:
         self.in_background(lambda store: store.list_datasets(),
                            lambda rows: self.show_datasets(rows, select), name="loading datasets")

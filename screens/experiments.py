@@ -29,6 +29,7 @@ WORKER_NICENESS = 5
 
 class ExperimentsScreen(WorkbenchScreen):
     TITLE = "Experiments"
+    RELOAD_ON_SHOW = True
     HELP = """
 An experiment replays a dataset through variant A (production) and variant B (candidate).
 shadow: both answer every item. split: each user's items go to A or B by the weight of B,
@@ -89,11 +90,6 @@ so the experiment stays paused and can still be finished later with s. e reruns 
             replay.cancel()
 
     # -- loading -----------------------------------------------------------------------------
-    def on_screen_resume(self) -> None:
-        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
-        if self.is_mounted:
-            self.action_reload()
-
     def action_reload(self, exp_id: int | None = None) -> None:
         wanted = exp_id if exp_id is not None else (self.view.exp.id if self.view else None)
 

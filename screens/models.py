@@ -59,6 +59,7 @@ class BenchmarkCancelled(Exception):
 
 class ModelsScreen(WorkbenchScreen):
     TITLE = "Models"
+    RELOAD_ON_SHOW = True
     HELP = """
 Registered GGUF models: the bundled SmolLM2, files in the workspace models/ folder and files
 added by path (a). Every file is checked before it is registered; a refused file shows why.
@@ -114,11 +115,6 @@ decode tok/s, time to first token) are stored and shown.
         self.action_reload()
 
     # -- data --------------------------------------------------------------------------------
-    def on_screen_resume(self) -> None:
-        """Coming back to the screen shows what other screens (and the CLI) changed meanwhile."""
-        if self.is_mounted:
-            self.action_reload()
-
     def action_reload(self, select: str | None = None) -> None:
         def load(store) -> list[ModelRow]:
             return [ModelRow(m, store.benchmarks(m.id)[:5], *engine_of(m))
