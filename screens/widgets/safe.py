@@ -40,26 +40,23 @@ def _visual(content):
     return plain(content) if isinstance(content, str) else content
 
 
-class Static(widgets.Static):
+class _Literal:
+    """Strings given to the widget or its ``update`` are literal text (mixed into Static, Label)."""
+
+    def __init__(self, content="", **kwargs):
+        kwargs["markup"] = False
+        super().__init__(_visual(content), **kwargs)
+
+    def update(self, content="", *, layout: bool = True) -> None:
+        super().update(_visual(content), layout=layout)
+
+
+class Static(_Literal, widgets.Static):
     """A Static whose strings are literal text."""
 
-    def __init__(self, content="", **kwargs):
-        kwargs["markup"] = False
-        super().__init__(_visual(content), **kwargs)
 
-    def update(self, content="", *, layout: bool = True) -> None:
-        super().update(_visual(content), layout=layout)
-
-
-class Label(widgets.Label):
+class Label(_Literal, widgets.Label):
     """A Label whose strings are literal text."""
-
-    def __init__(self, content="", **kwargs):
-        kwargs["markup"] = False
-        super().__init__(_visual(content), **kwargs)
-
-    def update(self, content="", *, layout: bool = True) -> None:
-        super().update(_visual(content), layout=layout)
 
 
 def _cell(value):
