@@ -16,14 +16,15 @@ from BEGIN to END, a whole JWT or key) from every field written; exports are own
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import make_private_dir
 from ..experiments.scoring import find_secrets, find_unsafe
 from ..experiments.secret_scan import redact_secrets
+from ..private_files import open_private
 from ..store import Item, Store
 
 LEVELS = ("poor", "fair", "good", "excellent")
@@ -223,10 +224,8 @@ def to_record(example: Example, fmt: str) -> dict:
 def write_jsonl(examples: list[Example], path: str | Path, fmt: str = "openai") -> Path:
     """Write examples as JSONL in ``fmt``, readable by the owner only (0600); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: tighten it
-    with open(fd, "w", encoding="utf-8") as handle:
+    make_private_dir(path.parent)
+    with open_private(path) as handle:
         for example in examples:
             handle.write(json.dumps(to_record(example, fmt), ensure_ascii=False) + "\n")
     return path
