@@ -12,6 +12,7 @@ import importlib
 import threading
 import traceback
 from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 WORKSPACE_TIMEOUT_S = 120.0
 PREWARM_AFTER_S = 2.0
+START_ALERTS_AFTER_S = 0.5  # the unacknowledged-alerts notice waits for the first paint
+LAST_START_FILE = "ui-last-start"  # under logs/: when the app last started (ISO, UTC)
 
 
 @dataclass
@@ -129,6 +132,36 @@ class WorkbenchApp(App[int]):
         if self.settings.calm_gc:
             self.call_after_refresh(calm_garbage_collector)
         self.set_timer(PREWARM_AFTER_S, self._prewarm_statistics)
+        started = datetime.now(timezone.utc)
+        self.set_timer(START_ALERTS_AFTER_S, lambda: self.run_worker(
+            partial(self._alerts_since_last_start, started), name="reading open alerts",
+            thread=True, exit_on_error=False, group="start-alerts"))
+
+    def _alerts_since_last_start(self, started: datetime) -> tuple[str, str] | None:
+        """The grouped notice of critical and warning alerts nobody acknowledged that were
+        raised since the app last started; this start is recorded for the next one."""
+        from workbench.monitoring.alerts import unacknowledged_alerts
+        from workbench.monitoring.monitor import iso
+
+        from .monitor_view import startup_notice
+
+        marker = self.log_dir / LAST_START_FILE
+        try:
+            since = marker.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            since = None  # first start (or unreadable): every open alert counts
+        with self.open_store() as store:
+            alerts = unacknowledged_alerts(store, since=since, severities=("critical", "warning"))
+        try:
+            from workbench.private_files import open_private
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open_private(marker, "w") as handle:
+                handle.write(iso(started) + "\n")
+        except OSError:
+            pass  # a read-only workspace: the next start lists them again
+        key = next((e.key for e in SCREENS if e.mode == "monitor"), "?")
+        return startup_notice(alerts, key)
 
     def _prewarm_statistics(self) -> None:
         """Import the statistics stack (scipy: ~1 s) in a thread once the app has settled, so
@@ -155,6 +188,11 @@ class WorkbenchApp(App[int]):
             self.workspace_ready.set()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "start-alerts":
+            if event.state == WorkerState.SUCCESS and event.worker.result:
+                message, severity = event.worker.result
+                self.notify(message, title="Monitoring alerts", severity=severity, timeout=15)
+            return  # a workspace that failed to open is reported once, below
         if event.worker.group != "workspace":
             return
         if event.state == WorkerState.SUCCESS:

@@ -16,7 +16,9 @@ from .format import describe_error
 
 MODES = (("shadow: A and B answer every item", "shadow"),
          ("split: weighted, sticky per user", "split"),
-         ("canary: split, plus listed users always get B", "canary"))
+         ("canary: staged rollout, health checks, auto-rollback", "canary"))
+CANARY_FIELDS = ("stages", "stage-requests", "check-every", "min-b", "max-p95", "max-error-ratio",
+                 "max-unsafe")
 
 
 @dataclass
@@ -99,6 +101,7 @@ class NewExperimentForm(ModalScreen[dict | None]):
                     yield Label("Canary users")
                     yield Input(placeholder="u-alice, u-bob", id="canary", compact=True,
                                 disabled=True)
+                    yield from self._canary_fields()
                     yield Label("Variant A (prod)")
                     yield Select(variants, id="variant-a", compact=True,
                                  value=self._default_variant("prod-triage", 0))
@@ -116,14 +119,66 @@ class NewExperimentForm(ModalScreen[dict | None]):
                 yield Button("New variant…", id="new-variant")
                 yield Button("Cancel", id="cancel")
 
+    @staticmethod
+    def _canary_fields() -> ComposeResult:
+        from workbench.experiments.canary import CanarySchedule
+
+        d = CanarySchedule()
+        for label, field_id, value, kind, hint in (
+                ("Canary stages %", "stages", ",".join(f"{p:g}" for p in d.stages), "text",
+                 "seed, navaflow, 10,50,100 or fixed"),
+                ("Requests a stage", "stage-requests", "", "integer", "blank: spread evenly"),
+                ("Check every N", "check-every", str(d.check_every), "integer", ""),
+                ("Checks from B runs", "min-b", str(d.min_b), "integer", ""),
+                ("Roll back: p95 ms >", "max-p95", f"{d.max_p95_ms:g}", "number", ""),
+                ("Roll back: errors ×A >", "max-error-ratio", f"{d.max_error_ratio:g}", "number",
+                 ""),
+                ("Roll back: unsafe >", "max-unsafe", f"{d.max_safety_rate:g}", "number",
+                 "a rate, 0 to 1")):
+            yield Label(label)
+            yield Input(value, id=field_id, type=kind, placeholder=hint, compact=True,
+                        disabled=True)
+
     def on_mount(self) -> None:
         self.describe_choice()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "mode":
-            self.query_one("#weight", Input).disabled = event.value == "shadow"
-            self.query_one("#canary", Input).disabled = event.value != "canary"
+            self._enable_mode_fields(event.value)
         self.describe_choice()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "stages":
+            self._enable_mode_fields(self.query_one("#mode", Select).value)
+
+    def _enable_mode_fields(self, mode) -> None:
+        fixed = self.query_one("#stages", Input).value.strip().lower() == "fixed"
+        self.query_one("#weight", Input).disabled = mode == "shadow" or (
+            mode == "canary" and not fixed)
+        self.query_one("#canary", Input).disabled = mode != "canary"
+        for field_id in CANARY_FIELDS:
+            self.query_one(f"#{field_id}", Input).disabled = mode != "canary" or (
+                fixed and field_id != "stages")
+
+    def _schedule(self) -> tuple[dict | None, str | None]:
+        """The staged canary's schedule from the form (None with 'fixed'), or what is wrong."""
+        from workbench.experiments.canary import CanarySchedule
+
+        text = {f: self.query_one(f"#{f}", Input).value.strip() for f in CANARY_FIELDS}
+        if text["stages"].lower() == "fixed":
+            return None, None
+        d = CanarySchedule()
+        try:
+            return CanarySchedule(
+                stages=CanarySchedule.parse_stages(text["stages"] or "seed"),
+                stage_requests=_number(text["stage-requests"], int, None),
+                check_every=_number(text["check-every"], int, d.check_every),
+                min_b=_number(text["min-b"], int, d.min_b),
+                max_p95_ms=_number(text["max-p95"], float, d.max_p95_ms),
+                max_error_ratio=_number(text["max-error-ratio"], float, d.max_error_ratio),
+                max_safety_rate=_number(text["max-unsafe"], float, d.max_safety_rate)).to_dict(), None
+        except ValueError as exc:
+            return None, f"Canary: {exc}"
 
     def describe_choice(self) -> None:
         by_id = {v.id: v for v in self.choices.variants}
@@ -165,9 +220,15 @@ class NewExperimentForm(ModalScreen[dict | None]):
         name = self.query_one("#name", Input).value.strip() or \
             f"{' vs '.join(names[v] for v in arms.values())} ({mode})"
         users = [u.strip() for u in self.query_one("#canary", Input).value.split(",") if u.strip()]
+        schedule, problem = self._schedule() if mode == "canary" else (None, None)
+        if problem:
+            return None, problem
+        if schedule is not None and not 0.0 <= schedule["max_safety_rate"] <= 1.0:
+            return None, "Canary: the unsafe rate limit is a rate between 0 and 1."
         return {"name": name, "dataset_id": dataset, "item_limit": limit, "mode": mode,
-                "weight_b": weight, "canary_users": users if mode == "canary" else [],
-                "arms": arms}, None
+                "weight_b": 0.0 if schedule else weight,
+                "canary_users": users if mode == "canary" else [],
+                "canary_schedule": schedule, "arms": arms}, None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -42,6 +42,12 @@ highlighted. Move through the rows with the arrow keys. With three or more arms 
 set C in the New experiment form) every arm has its column; x switches the right-hand pane
 between the candidates B, C, ...
 
+A canary (mode canary) is a staged rollout on the recorded traffic in time order: B's share
+follows the stages (default 1 → 5 → 10 → 25 → 50 → 100 %), health checks every N requests roll
+back when B's error rate, p95 latency or safety failures pass their limits, and B gets nothing
+after a rollback. k shows its rollout: the stage reached, the rollback and its evidence, B's
+share as a chart and every health check.
+
 p pauses at once: answers in flight are dropped and rerun later. s resumes where it stopped.
 c (cancel) also stops at once and keeps every stored run; the store has no 'cancelled' status,
 so the experiment stays paused and can still be finished later with s. e reruns failed runs.
@@ -54,6 +60,7 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         Binding("e", "retry", "Retry failed"),
         Binding("o", "app.open_results", "Open results"),
         Binding("x", "next_arm", "Compare next arm", show=False),
+        Binding("k", "canary", "Canary", show=False),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -217,6 +224,12 @@ so the experiment stays paused and can still be finished later with s. e reruns 
                         f"({message.done} new run(s)).", title="Experiments")
         self.action_reload()
 
+    def tell_rollback(self, exp_id: int, plan) -> None:
+        from workbench.experiments.canary_text import rollback_line
+
+        self.notify(f"Experiment {exp_id}: {rollback_line(plan)}. Press k for the rollout.",
+                    title="Canary rolled back", severity="error", timeout=15)
+
     # -- selected item -----------------------------------------------------------------------
     def show_item(self) -> None:
         view = self.view
@@ -258,6 +271,18 @@ so the experiment stays paused and can still be finished later with s. e reruns 
         return title
 
     # -- actions -----------------------------------------------------------------------------
+    def action_canary(self) -> None:
+        """The shown staged canary's rollout: stages, rollback evidence, B's share, checks."""
+        from .canary_dialog import CanaryDialog, load_canary
+
+        if self.view is None:
+            self.notify("No experiment selected.", severity="warning")
+            return
+        exp_id = self.view.exp.id
+        self.in_background(lambda store: load_canary(store, exp_id),
+                           lambda loaded: self.app.push_screen(CanaryDialog(*loaded)),
+                           name="reading the canary", group="canary")
+
     def action_new(self) -> None:
         def choices(store) -> FormChoices:
             return FormChoices(store.list_datasets(), store.list_variants(), store.list_models(),
@@ -347,10 +372,15 @@ so the experiment stays paused and can still be finished later with s. e reruns 
                             backend_factory=self.wb.settings.backend_factory,
                             niceness=WORKER_NICENESS)
             self.wb.replays[exp_id] = replay
+            told_rollback = False
             with closing(replay.run()) as steps:  # closing: workers end even if this loop fails
                 for progress in steps:
                     if worker.is_cancelled:
                         replay.cancel()
+                    plan = progress.canary
+                    if plan is not None and plan.rollback and not told_rollback:
+                        told_rollback = True
+                        self.app.call_from_thread(self.tell_rollback, exp_id, plan)
                     feed.push(ReplayTick(progress.done, progress.total, progress.eta_s,
                                          progress.errors, progress.fallbacks, progress.last))
             if progress is not None and progress.stopped_reason:

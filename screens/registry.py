@@ -38,4 +38,5 @@ SCREENS: list[ScreenEntry] = [
     ScreenEntry("4", "Rate", "screens.rating:RateScreen"),
     ScreenEntry("5", "Results", "screens.results:ResultsScreen"),
     ScreenEntry("6", "Fine-tune", "screens.finetune:FinetuneScreen"),
+    ScreenEntry("7", "Monitor", "screens.monitor:MonitorScreen"),
 ]

@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 from .base import WorkbenchScreen
 from .dialogs import Field, FormDialog
 from .results_dialogs import WinnerDialog
+from .results_groups import GroupsPanel
 from .results_view import (arm_columns_and_rows, comparisons_text, criteria_columns,
                            criteria_rows, summary_line, verdict_banner)
 from .widgets.results_charts import (AccuracySafety, LatencyHistogram, LatencyOverRun,
@@ -60,6 +61,26 @@ def load_report(store, wanted: int | None, *, sequential: bool, price: float | N
     return Loaded(options, exp_id, store.get_experiment(exp_id).winner, report)
 
 
+@dataclass
+class Groups:
+    """What the per-group worker reads: the breakdown of one experiment by one grouping."""
+
+    exp_id: int
+    grouping: str
+    result: dict
+
+
+GROUPINGS = ("all", "feature", "category")  # the cycle of the grouping key
+
+
+def load_groups(store, exp_id: int, grouping: str, *, sequential: bool,
+                price: float | None) -> Groups:
+    from workbench.experiments.breakdown import breakdown
+
+    return Groups(exp_id, grouping, breakdown(store, exp_id, grouping, sequential=sequential,
+                                              price_per_1k_tokens=price))
+
+
 def load_details(store, exp_id: int) -> Details:
     from workbench.experiments.analysis import item_outcomes
     from workbench.experiments.replay import replay_size
@@ -83,20 +104,26 @@ their interval), rater agreement (Krippendorff alpha and its gate) and position 
 The banner says why each criterion that did not pass did not (the table's why column too).
 
 p-values are fixed-horizon by default: valid only once the planned number of items is reached.
-v switches to always-valid p-values everywhere on the screen (exact betting sequences for
-ratings and votes, confidence sequences for pass/fail and latency), safe to read while a replay
-or a rating session is still adding data; every p-value says which kind it is. $ (or k) sets the price per 1000 tokens of the cost column.
+v (Anytime) switches to always-valid p-values everywhere on the screen (exact betting
+sequences for ratings and votes, confidence sequences for pass/fail and latency), safe to read
+while a replay or a rating session is still adding data; every p-value says which kind it is. $ (or k) sets the price per 1000 tokens of the cost column.
 m writes the report as Markdown under reports/ in the workspace. w marks the experiment
 completed with a winner. g switches between the tables and the charts.
+f cycles the grouping: all items, then per feature (incident / audit / code), then per
+category (items without one are "(none)"), the same as `workbench report --by`. Each group has
+its own tables and an exploratory verdict with every criterion; the primary p-value is also
+Holm-adjusted across the groups, and a group under 10 items says "too few items" instead.
 """
+    # Footer labels are short so that every key, ? and q included, fits 80 columns.
     BINDINGS = [
         Binding("r", "refresh", "Refresh"),
-        Binding("v", "sequential", "Always-valid"),
+        Binding("v", "sequential", "Anytime"),
         Binding("g", "charts", "Charts"),
+        Binding("f", "grouping", "Groups"),
         Binding("m", "markdown", "Markdown"),
-        Binding("dollar_sign", "price", "Price/1k", key_display="$"),
-        Binding("k", "price", "Price/1k", show=False),
-        Binding("w", "complete", "Complete"),
+        Binding("dollar_sign", "price", "Price", key_display="$"),
+        Binding("k", "price", "Price", show=False),
+        Binding("w", "complete", "Winner"),
     ]
 
     def __init__(self) -> None:
@@ -107,6 +134,8 @@ completed with a winner. g switches between the tables and the charts.
         self.sequential = False
         self.price: float | None = None
         self.loading_report = False  # a report job is running (ScreenResume can come twice)
+        self.grouping = "all"  # GROUPINGS: what the per-group pane shows
+        self.groups: Groups | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -129,7 +158,12 @@ completed with a winner. g switches between the tables and the charts.
                         yield LatencyOverRun(id="chart-latency-run")
                         yield WinTieLoss(id="chart-votes")
                         yield AccuracySafety(id="chart-quality")
+                with TabPane("Per group", id="tab-groups"):
+                    yield GroupsPanel(id="groups-panel")
         yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#results-tabs", TabbedContent).hide_tab("tab-groups")
 
     def on_screen_resume(self) -> None:
         wanted, self.wb.results_request = self.wb.results_request, None
@@ -182,6 +216,27 @@ completed with a winner. g switches between the tables and the charts.
         self.call_after_refresh(lambda: self.in_background(
             lambda store: load_details(store, exp_id), self.show_details,
             name="reading latencies for the charts", group="details"))
+        if self.grouping != "all":
+            self.call_after_refresh(self.load_groups)
+
+    def load_groups(self) -> None:
+        """Compute the per-group reports of the shown experiment in a worker."""
+        exp_id, grouping = self.exp_id, self.grouping
+        sequential, price = self.sequential, self.price
+        self.groups = None
+        self.query_one(GroupsPanel).show(None, grouping)
+        if exp_id is None:
+            return
+        self.in_background(lambda store: load_groups(store, exp_id, grouping,
+                                                     sequential=sequential, price=price),
+                           self.show_groups, name=f"computing the results per {grouping}",
+                           group="groups")
+
+    def show_groups(self, groups: Groups) -> None:
+        if groups.exp_id != self.exp_id or groups.grouping != self.grouping:
+            return
+        self.groups = groups
+        self.query_one(GroupsPanel).show(groups.result, groups.grouping)
 
     def show_details(self, details: Details) -> None:
         if self.report is None or details.exp_id != self.exp_id:
@@ -228,6 +283,22 @@ completed with a winner. g switches between the tables and the charts.
                     title="Results")
         self.load(self.exp_id, spinner=False)
 
+    def action_grouping(self) -> None:
+        self.grouping = GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)]
+        tabs = self.query_one("#results-tabs", TabbedContent)
+        if self.grouping == "all":
+            self.groups = None
+            tabs.active = "tab-numbers"
+            tabs.hide_tab("tab-groups")
+            self.notify("Results of all items.", title="Results")
+            return
+        tabs.show_tab("tab-groups")
+        tabs.active = "tab-groups"
+        self.call_after_refresh(tabs.scroll_visible, top=True)  # below the fold at 80x24
+        self.notify(f"Results per {self.grouping} (exploratory beside the overall verdict).",
+                    title="Results")
+        self.load_groups()
+
     def action_charts(self) -> None:
         tabs = self.query_one("#results-tabs", TabbedContent)
         tabs.active = "tab-numbers" if tabs.active == "tab-charts" else "tab-charts"
@@ -253,11 +324,13 @@ completed with a winner. g switches between the tables and the charts.
 
     def action_markdown(self) -> None:
         report, root = self.report, self.wb.workspace.root
+        groups = self.groups.result if self.groups and self.groups.exp_id == self.exp_id else None
         if report is None:
             self.notify("No report to export yet.", severity="warning")
             return
 
         def write() -> Path:
+            from workbench.experiments.breakdown import render_breakdown_markdown
             from workbench.experiments.report import render_markdown
 
             path = root / "reports" / f"experiment-{report['experiment']['id']}.md"
@@ -266,6 +339,8 @@ completed with a winner. g switches between the tables and the charts.
 
             with open_private(path) as handle:
                 handle.write(render_markdown(report))
+                if groups is not None:  # the per-group pane is shown: its groups too
+                    handle.write("\n" + render_breakdown_markdown(groups))
             return path
 
         worker = self.run_worker(write, name="writing the Markdown report", thread=True,

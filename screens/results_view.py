@@ -16,7 +16,7 @@ DECISION_STYLE = {"promote B": "bold black on green", "keep A": "bold white on d
 ARM_STYLE = {"A": "bold cyan", "B": "bold magenta"}
 
 
-def verdict_banner(report: dict) -> Text:
+def verdict_banner(report: dict, title: str = "Verdict") -> Text:
     """'Verdict: PROMOTE B  every criterion passed' and the p-value mode on a second line."""
     verdict = report.get("verdict")
     text = Text()
@@ -27,7 +27,7 @@ def verdict_banner(report: dict) -> Text:
     from workbench.experiments.verdict_text import why_groups
 
     decision = verdict["decision"]
-    text.append(f" Verdict: {decision.upper()} ",
+    text.append(f" {title}: {decision.upper()} ",
                 style=DECISION_STYLE.get(decision, "bold reverse"))
     why = why_groups(verdict.get("criteria", []))
     if not why:
@@ -126,4 +126,30 @@ def comparisons_text(report: dict) -> Text:
         text.append(f"engine {line}\n", style="dim")
     for note in report.get("notes") or []:
         text.append(f"note: {note}\n", style="italic dim")
+    return text
+
+
+def groups_intro(result: dict | None, grouping: str) -> Text:
+    """The heading of the per-group pane: what is grouped and why its verdicts are exploratory."""
+    if result is None:
+        return Text(f"Computing the results per {grouping}…", style="italic")
+    text = Text(f"Per-{result['by']} results: {len(result['groups'])} group(s)\n", style="bold")
+    text.append(result["note"], style="dim")
+    if not result["groups"]:
+        text.append("\nNo group has runs yet.")
+    return text
+
+
+def group_banner(result: dict, group: dict) -> Text:
+    """A group's title, its exploratory verdict (or why it has none) and its Holm lines."""
+    from workbench.experiments.breakdown import VERDICT_TITLE, group_title, holm_lines
+
+    text = Text(group_title(result, group) + "\n", style="bold underline")
+    if group["too_few"]:
+        text.append(f" {VERDICT_TITLE}: {group['too_few']} ", style="bold reverse")
+    else:
+        text.append_text(verdict_banner(group["report"], VERDICT_TITLE))
+    for line in holm_lines(group):
+        text.append("\n• ", style="dim")
+        text.append(line, style="dim")
     return text

@@ -26,8 +26,8 @@ CORE = Path(__file__).resolve().parents[1] / "workbench"
 EVERYWHERE = {"textual", "screens"}
 PACKAGES = {"cli", "engines", "experiments", "export", "finetune", "models", "monitoring", "rating",
             "stats", "store", "config", "datasets", "formatting", "workspace", "terminal_text",
-            "private_files"}
-LEAVES = {"terminal_text", "private_files"}  # small helpers any domain may use; they import nothing
+            "private_files", "timestamps"}
+LEAVES = {"terminal_text", "private_files", "timestamps"}  # small helpers any domain may use; they import nothing
 # package -> workbench packages it must not import ("*" = every other one); cli/ is checked for all
 FORBIDDEN = {
     "stats": {"*"},
@@ -42,6 +42,7 @@ FORBIDDEN = {
     "formatting": {"*"},
     "terminal_text": {"*"},
     "private_files": {"*"},
+    "timestamps": {"*"},
     "datasets": PACKAGES - {"datasets", "store", *LEAVES},
 }
 

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from .store import Store
 from .terminal_text import safe_text
+from .timestamps import parse_timestamp
 
 FEATURES = ("incident", "audit", "code")
 ROLES = ("system", "user", "assistant")
-KNOWN_KEYS = {"id", "input", "messages", "system", "reference", "user_id", "category", "feature"}
+KNOWN_KEYS = {"id", "input", "messages", "system", "reference", "user_id", "category", "feature",
+              "timestamp"}
 _SEVERITY = re.compile(r"^\s*sev[-_ ]?([0-3])\s*$", re.IGNORECASE)
 
 MAX_LINE_BYTES = 1 << 20          # 1 MiB per line
@@ -131,13 +133,19 @@ def validate_record(record: object) -> tuple[dict | None, str | None, list[str]]
     reference, problem = _check_reference(record.get("reference"))
     if problem:
         return None, problem, []
+    timestamp = record.get("timestamp")
+    if timestamp is not None:
+        try:
+            timestamp = parse_timestamp(timestamp)
+        except ValueError as exc:
+            return None, f"'timestamp': {exc}", []
     unknown = sorted(set(record) - KNOWN_KEYS)
     warnings = [f"ignored unknown field(s): {', '.join(unknown)}"] if unknown else []
     item = {
         "key": key.strip(), "input": record.get("input"), "messages": record.get("messages"),
         "system": record.get("system"), "reference": reference,
         "user_id": record.get("user_id"), "category": record.get("category"),
-        "feature": feature or "incident",
+        "feature": feature or "incident", "timestamp": timestamp,
     }
     return item, None, warnings
 

@@ -8,7 +8,8 @@ from support import write_jsonl
 from workbench.datasets import DatasetError
 from workbench.experiments.outcomes import item_outcomes
 from workbench.experiments.scoring import score_output
-from workbench.monitoring.logs import import_logs, log_datasets, parse_timestamp
+from workbench.monitoring.logs import import_logs, log_datasets
+from workbench.timestamps import parse_timestamp
 from workbench.store import ModelRecord, Store
 
 

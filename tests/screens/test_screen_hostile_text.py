@@ -43,7 +43,7 @@ def hostile_workspace(tmp_path):
 
 
 @pytest.mark.parametrize("keys", [("1",), ("2",), ("2", "down"), ("3",), ("3", "enter"),
-                                  ("4",), ("5",), ("6",)])
+                                  ("4",), ("5",), ("6",), ("7",)])
 async def test_hostile_text_is_shown_plainly(tmp_path, make_app, keys):
     app = make_app(hostile_workspace(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -53,4 +53,38 @@ async def test_hostile_text_is_shown_plainly(tmp_path, make_app, keys):
             await settle(pilot)
         text = screen_text(app)
         assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+        assert not app.errors
+
+
+async def test_hostile_log_name_on_the_monitor_screen(tmp_path, make_app):
+    """A log named with markup and escapes: the target list, the figures, the alert list and
+    the alert notifications show the name literally."""
+    from datetime import datetime, timezone
+
+    from workbench.monitoring.logs import import_logs
+    from workbench.store import Store
+
+    root = hostile_workspace(tmp_path)
+    path = write_jsonl(tmp_path / "prod.jsonl", [json.dumps({
+        "request_id": f"r{i}", "timestamp": f"2026-12-01T08:{i:02d}:00+00:00",
+        "input": f"req {HOSTILE}", "response": f"ok {HOSTILE}", "latency_ms": 2000.0,
+        "feedback": -1, "safety_flags": [f"flag{HOSTILE}"]}) for i in range(30)])
+    with Store(root / "workbench.db") as store:
+        import_logs(store, path, name=f"prod{HOSTILE}")
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        screen = app.screen
+        assert screen.target == f"logs:prod{HOSTILE}"
+        screen.clock = lambda: datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+        await pilot.press("c")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+        assert "logs: prod[/oops] [bold]x\\x1b]0;pwn" in text  # the option, escapes visible
+        assert "on logs:prod[/oops] [bold]x" in text  # the alert list's summary
+        notices = [n.message for n in app._notifications if n.title.endswith("alert")]
+        assert notices and all("\x1b" not in m and "[/oops]" in m for m in notices)
         assert not app.errors

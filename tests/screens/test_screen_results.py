@@ -208,3 +208,120 @@ def test_results_charts_snapshot(snap_compare, tmp_path):
     root, _ = build_results_workspace(tmp_path)
     app = create_app(root, start_screen="results", seed_workspace=False)
     assert snap_compare(app, terminal_size=(120, 40), run_before=steady("g"))
+
+
+def build_mixed_workspace(tmp_path):
+    """Items of three features and several categories, with runs and two raters' ratings."""
+    from breakdown_support import fill
+
+    from workbench.workspace import open_workspace
+
+    root = tmp_path / "mixed"
+    opened = open_workspace(root, seed=False)
+    try:
+        exp_id = fill(opened.store)
+    finally:
+        opened.close()
+    return root, exp_id
+
+
+def group_sections(app) -> list[dict]:
+    """Each group of the per-group pane: its banner text and its tables' rows."""
+    from screens.results_groups import GroupsPanel
+
+    sections = []
+    for widget in app.screen.query_one(GroupsPanel).children:
+        if widget.has_class("group-banner"):
+            sections.append({"banner": str(widget.content), "criteria": None})
+        elif widget.has_class("group-criteria"):
+            sections[-1]["criteria"] = [[str(c) for c in widget.get_row_at(i)]
+                                        for i in range(widget.row_count)]
+        elif widget.has_class("group-arms"):
+            sections[-1]["arms"] = [[str(c) for c in widget.get_row_at(i)]
+                                    for i in range(widget.row_count)]
+        elif widget.has_class("group-comparisons"):
+            sections[-1]["comparisons"] = str(widget.content)
+    return sections
+
+
+async def test_f_cycles_the_grouping_all_feature_category(tmp_path, make_app):
+    from workbench.experiments.breakdown import breakdown, group_title, holm_lines
+    from workbench.experiments.report import arm_rows
+    from workbench.store import Store
+
+    root, exp_id = build_mixed_workspace(tmp_path)
+    with Store(root / "workbench.db") as store:
+        expected = {by: breakdown(store, exp_id, by) for by in ("feature", "category")}
+    app = make_app(root, seed_workspace=False, start_screen="results")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_results(pilot)
+        tabs = app.screen.query_one("#results-tabs")
+        assert not tabs.get_tab("tab-groups").display  # all items: no per-group pane
+        overall = table_rows(app, "#criteria-table")
+        for by in ("feature", "category"):
+            await pilot.press("f")
+            await wait_for(pilot, lambda: app.screen.groups is not None, what=f"groups by {by}")
+            await settle(pilot)
+            assert tabs.active == "tab-groups" and tabs.get_tab("tab-groups").display
+            sections, result = group_sections(app), expected[by]
+            assert len(sections) == len(result["groups"])
+            for shown, g in zip(sections, result["groups"]):
+                assert shown["banner"].startswith(group_title(result, g))
+                for line in holm_lines(g):
+                    assert line in shown["banner"]
+                arms = arm_rows(g["report"])
+                assert [row[1:] for row in shown["arms"]] == \
+                    [[arm[i] for arm in arms[1:]] for i in range(2, len(arms[0]))]
+                if g["too_few"]:
+                    assert f"Verdict (exploratory): {g['too_few']}" in shown["banner"]
+                    assert shown["criteria"] is None
+                    continue
+                verdict = g["report"]["verdict"]
+                assert f"Verdict (exploratory): {verdict['decision'].upper()}" in shown["banner"]
+                assert [(row[1], row[0], row[5]) for row in shown["criteria"]] == \
+                    [(c["name"], c["status"], c["detail"]) for c in verdict["criteria"]]
+                assert "B vs A (paired) accuracy" in shown["comparisons"]
+            assert table_rows(app, "#criteria-table") == overall  # the overall verdict stays
+        assert [s["banner"].split(":")[0] for s in group_sections(app)] == \
+            ["category db", "category net", "category (none)"]
+        await pilot.press("m")
+        await settle(pilot)
+        written = (root / "reports" / f"experiment-{exp_id}.md").read_text()
+        assert "\n# Per-category results\n" in written
+        await pilot.press("f")
+        await settle(pilot)
+        assert tabs.active == "tab-numbers" and not tabs.get_tab("tab-groups").display
+        assert app.screen.groups is None
+
+
+async def test_the_per_group_pane_fits_80x24_and_shows_hostile_categories_plainly(tmp_path,
+                                                                                  make_app):
+    from screen_support import screen_text
+
+    from screens.results_groups import GroupsPanel
+
+    hostile = "[/oops] [bold]x\x1b]0;pwned\x07\x1b[2J"
+    root, exp_id = build_mixed_workspace(tmp_path)
+    from workbench.store import Store
+
+    with Store(root / "workbench.db") as store:
+        store.db.execute("UPDATE items SET category = ? WHERE category = 'db'", [f"db{hostile}"])
+    app = make_app(root, seed_workspace=False, start_screen="results")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_results(pilot)
+        footer = {key for key, b in app.screen.active_bindings.items() if b.binding.show}
+        assert "f" in footer
+        await pilot.press("f", "f")
+        await wait_for(pilot, lambda: app.screen.groups is not None
+                       and app.screen.groups.grouping == "category", what="groups by category")
+        await settle(pilot)
+        panel = app.screen.query_one(GroupsPanel)
+        assert 0 <= panel.region.y < 24  # scrolled into view
+        text = screen_text(app)
+        footer_line = text.splitlines()[-1]  # every key fits, the new one and ? and q too
+        assert "f Groups" in footer_line and "? Help" in footer_line and "q Quit" in footer_line
+        assert "Per-category results: 3 group(s)" in text
+        assert "\x1b" not in text and "\x07" not in text
+        sections = group_sections(app)
+        assert sections[0]["banner"].startswith(f"category db{hostile}".replace("\x1b", "\\x1b")
+                                                .replace("\x07", "\\x07"))

@@ -16,6 +16,9 @@ DIALOGS = [
     ("help", ("1",), "question_mark"),
     ("build training data", ("6",), "d"),
     ("new fine-tune job", ("6",), "n"),
+    ("monitor window", ("7",), "w"),
+    ("monitor baseline", ("7",), "b"),
+    ("monitor help", ("7",), "question_mark"),
 ]
 
 
@@ -48,7 +51,7 @@ async def test_dialog_buttons_reachable_at_80x24(tmp_path, make_app, name, befor
         assert not hidden, f"{name}: buttons off screen at 80x24: {hidden}"
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3"])
+@pytest.mark.parametrize("key", ["1", "2", "3", "7"])
 async def test_refresh_key_is_shown_in_the_footer(tmp_path, make_app, key):
     app = make_app(prefilled_workspace(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -95,3 +98,24 @@ async def test_rate_chooser_fits_80_columns(tmp_path, make_app):
         await settle(pilot)
         start = app.screen.query_one("#rate-start", Button)
         assert start.region.right <= SIZE[0] and start.region.width >= len("Start rating")
+
+
+async def test_monitor_fits_80x24(tmp_path, make_app):
+    """Every metric column and every footer key of the Monitor screen is on screen."""
+    from screen_support import screen_text
+
+    from screens.widgets.safe import DataTable
+
+    app = make_app(prefilled_workspace(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        table = app.screen.query_one("#metrics-table", DataTable)
+        assert table.row_count == 7 and table.region.bottom < SIZE[1] - 4
+        assert table.virtual_size.width <= table.region.width, "the figures need scrolling"
+        lines = screen_text(app).splitlines()
+        assert "vs baseline" in lines[table.region.y]
+        footer = lines[-1]
+        for key in ("Target", "Window", "Check", "Baseline", "Ack", "Refresh"):
+            assert key in footer, (key, footer)

@@ -79,7 +79,8 @@ def _every_subparser(parser: argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command line (imports every subcommand module)."""
-    from . import catalog, endpoints, experiments, finetune, monitoring, ratings, serve_rating
+    from . import canary, catalog, endpoints, experiments, finetune, monitoring, ratings, serve_rating
+    from . import drift
 
     parser = CliParser(
         prog="workbench",
@@ -90,9 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_parsers(sub)
     endpoints.add_parsers(sub)
     experiments.add_parsers(sub)
+    canary.add_parsers(sub)
     ratings.add_parsers(sub)
     serve_rating.add_parsers(sub)
     monitoring.add_parsers(sub)
+    drift.add_parsers(sub)
     finetune.add_parsers(sub)
     for subparser in _every_subparser(parser):  # `workbench models list --workspace W` too
         _add_workspace_options(subparser, top=False)

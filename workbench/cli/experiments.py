@@ -9,12 +9,15 @@ from pathlib import Path
 
 from ..experiments.allocation import MODES
 from ..datasets import import_dataset
+from ..experiments.canary import plan_canary
 from ..experiments.replay import Replay
 from ..experiments.decision import CriteriaError, default_criteria, validate_criteria
+from ..experiments.breakdown import (GROUPINGS, MIN_GROUP_ITEMS, breakdown,
+                                     render_breakdown_markdown, render_breakdown_text)
 from ..experiments.report import build_report, render_markdown, render_text
 from ..store import NotFound, Store
 from ..workspace import OpenedWorkspace
-from . import fail, one_line, validators as check
+from . import canary, fail, one_line, validators as check
 from .output import ProgressBar, cell, print_json, print_table, print_text
 
 
@@ -31,9 +34,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="requests in flight per arm (default: the engine's slots; 1 for an "
                         "embedded worker)")
     p.add_argument("--mode", choices=MODES, default="shadow")
-    p.add_argument("--weight-b", type=check.probability, default=0.5,
-                   help="share of traffic for B (split/canary), 0 to 1")
+    p.add_argument("--weight-b", type=check.probability,
+                   help="share of traffic for B (split, or canary --schedule fixed), 0 to 1; "
+                        "default 0.5")
     p.add_argument("--canary-users", default="", help="comma-separated user ids that always get B")
+    canary.add_schedule_options(p)
     p.add_argument("--limit", type=check.positive_int, help="replay only the first N items")
     p.add_argument("--name", type=check.name, help="experiment name")
     p.add_argument("--seed", type=check.integer(), default=0, help="seed of the sticky traffic split")
@@ -68,6 +73,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="always-valid p-values (safe to read while data still arrives)")
     p.add_argument("--price-per-1k", type=check.non_negative,
                    help="cost per 1000 tokens for the cost column")
+    p.add_argument("--by", choices=GROUPINGS,
+                   help="then the report and an exploratory verdict per feature or category")
+    p.add_argument("--min-items", type=check.positive_int, default=MIN_GROUP_ITEMS, metavar="N",
+                   help=f"with --by: a group under N items gets no verdict (default "
+                        f"{MIN_GROUP_ITEMS})")
     p.set_defaults(func=report)
 
 
@@ -139,15 +149,19 @@ def replay(ws: OpenedWorkspace, args) -> int:
         refs = _arm_refs(args) if args.dataset else "replay needs a DATASET (or --resume EXPERIMENT)"
         if isinstance(refs, str):
             return fail(refs)
-        if not 0.0 <= args.weight_b <= 1.0:
-            return fail("--weight-b must be between 0 and 1")
+        try:
+            schedule = canary.schedule_from_args(args)
+        except ValueError as exc:
+            return fail(str(exc))
+        weight_b = 0.0 if schedule else (0.5 if args.weight_b is None else args.weight_b)
         dataset_id = _dataset_id(ws, args.dataset)
         arms = {chr(ord("A") + k): _variant_id(ws, ref) for k, ref in enumerate(refs)}
         users = [u.strip() for u in args.canary_users.split(",") if u.strip()]
         name = args.name or f"{' vs '.join(refs)} ({args.mode})"
         exp = ws.store.create_experiment(name, dataset_id, arms, mode=args.mode,
-                                         weight_b=args.weight_b, canary_users=users,
-                                         item_limit=args.limit, seed=args.seed)
+                                         weight_b=weight_b, canary_users=users,
+                                         item_limit=args.limit, seed=args.seed,
+                                         canary_schedule=schedule)
         print(f"experiment {exp.id}: {cell(name)}", file=sys.stderr)
     problem = _print_plan(ws, exp, args.concurrency)
     if problem:
@@ -174,6 +188,9 @@ def replay(ws: OpenedWorkspace, args) -> int:
         print(f"{progress.done} new run(s) stored; finish it with: workbench replay --resume "
               f"{exp.id}", file=sys.stderr)
         return 1
+    exp = ws.store.get_experiment(exp.id)
+    if exp.mode == "canary" and exp.canary_schedule:
+        canary.print_canary(plan_canary(ws.store, exp))
     print_text(render_text(build_report(ws.store, exp.id), summary_only=True))
     return 0 if progress is None or progress.finished else 1
 
@@ -243,10 +260,16 @@ def report(ws: OpenedWorkspace, args) -> int:
     exp = ws.store.get_experiment(args.experiment)
     data = build_report(ws.store, exp.id, sequential=args.sequential,
                         price_per_1k_tokens=args.price_per_1k)
+    groups = None
+    if args.by:
+        groups = breakdown(ws.store, exp.id, args.by, sequential=args.sequential,
+                           price_per_1k_tokens=args.price_per_1k, min_items=args.min_items)
     if args.json:
-        print_json(data)
+        print_json(data if groups is None else {**data, "breakdown": groups})
     elif args.markdown:
-        print_text(render_markdown(data), end="")
+        print_text(render_markdown(data)
+                   + ("" if groups is None else "\n" + render_breakdown_markdown(groups)), end="")
     else:
-        print_text(render_text(data))
+        print_text(render_text(data)
+                   + ("" if groups is None else "\n\n" + render_breakdown_text(groups)))
     return 0

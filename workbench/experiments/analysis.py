@@ -13,8 +13,8 @@ import numpy as np
 from . import inference
 from .decision import DEFAULTS, Evidence, agreement_gate, evaluate, evidence_from_arrays, \
     validate_criteria
-from .outcomes import (Ratings, Runs, _by_item, _vote_outcome, item_outcomes, load_ratings,
-                       load_runs, paired_arrays, preference_for, unpaired_arrays)
+from .outcomes import (Ratings, Runs, _by_item, _vote_outcome, item_filter, item_outcomes,
+                       load_ratings, load_runs, paired_arrays, preference_for, unpaired_arrays)
 from ..stats import (benjamini_hochberg, bradley_terry, krippendorff_alpha, likert_mean, mcnemar_n,
                      p_value_label, percentiles, position_bias, wilson_interval)
 from ..stats._base import plain
@@ -42,16 +42,23 @@ def preference_agreement(ratings: Ratings, arm_a: str, arm_b: str, criteria: dic
                               rng=rng)
 
 
-def planned_items(store: Store, exp_id: int) -> int:
-    """Items the replay plans to cover: the dataset's items, capped by the item limit."""
+def planned_items(store: Store, exp_id: int, items=None) -> int:
+    """Items the replay plans to cover: the dataset's items, capped by the item limit (the first
+    ones in file order); with ``items``, how many of those planned items are among them."""
     exp = store.get_experiment(exp_id)
     n = store.db.execute("SELECT count(*) FROM items WHERE dataset_id = ?",
                          [exp.dataset_id]).fetchone()[0]
-    return min(n, exp.item_limit) if exp.item_limit else n
+    n = min(n, exp.item_limit) if exp.item_limit else n
+    if items is None:
+        return n
+    where, only = item_filter(items, "id")
+    return store.db.execute(f"SELECT count(*) FROM (SELECT id FROM items WHERE dataset_id = ? "
+                            f"ORDER BY id LIMIT ?) WHERE 1{where}",
+                            [exp.dataset_id, n, *only]).fetchone()[0]
 
 
 def _arm_table(store: Store, exp, runs: Runs, ratings: Ratings, price: float | None,
-               rng) -> list[dict]:
+               rng, items=None) -> list[dict]:
     out = []
     acc_all = runs.accuracy()
     for arm in runs.arms:
@@ -90,16 +97,17 @@ def _arm_table(store: Store, exp, runs: Runs, ratings: Ratings, price: float | N
             "expert_safety": likert_mean(list(expert_safety.values()), n_resamples=1000,
                                          rng=rng).to_dict(),
             "target": variant.target,
-            "engines": _engines_used(store, exp.id, arm),
+            "engines": _engines_used(store, exp.id, arm, items),
         })
     return out
 
 
-def _engines_used(store: Store, exp_id: int, arm: str) -> list[dict]:
+def _engines_used(store: Store, exp_id: int, arm: str, items=None) -> list[dict]:
     """Which engine answered an arm's runs and where their token counts came from."""
+    where, only = item_filter(items)
     return store.rows("SELECT engine, usage_source, count(*) AS runs FROM runs "
-                      "WHERE experiment_id = ? AND arm = ? GROUP BY engine, usage_source "
-                      "ORDER BY runs DESC", [exp_id, arm])
+                      f"WHERE experiment_id = ? AND arm = ?{where} GROUP BY engine, usage_source "
+                      "ORDER BY runs DESC", [exp_id, arm, *only])
 
 
 def _agreement(ratings: Ratings, metric: str, criteria: dict, rng, n_resamples: int):
@@ -219,7 +227,7 @@ def _shown(ev: Evidence, alpha: float) -> dict:
 
 def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False,
                           price_per_1k_tokens: float | None = None, n_resamples: int = 2000,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, items=None) -> dict:
     """The whole statistics report of an experiment as plain data (dicts, lists, numbers).
 
     Keys: experiment, criteria, arms (per-arm table), comparisons (per candidate arm vs A:
@@ -228,16 +236,21 @@ def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False
     agreement, position_bias, bradley_terry (3+ arms), sequential (which kind of p-value is
     shown), verdicts (per candidate) and verdict (B's), notes, elapsed_ms. ``sequential=True``
     switches the verdict to always-valid p-values; ``price_per_1k_tokens`` fills the cost column;
-    ``seed`` makes the bootstrap intervals reproducible.
+    ``seed`` makes the bootstrap intervals reproducible. ``items`` (item ids) restricts every
+    number to those items' runs and ratings (``breakdown``: one group); the planned n is then the
+    group's share of the planned items (and of a pre-registered ``planned_items``).
     """
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     exp = store.get_experiment(exp_id)
     criteria = validate_criteria(exp.criteria, primary_metric=exp.primary_metric)
-    runs = load_runs(store, exp_id)
-    ratings = load_ratings(store, exp_id)
+    runs = load_runs(store, exp_id, items)
+    ratings = load_ratings(store, exp_id, items)
     paired = exp.mode == "shadow"
     n_planned = criteria["planned_items"] or planned_items(store, exp_id)
+    if items is not None:  # the group's share of the planned n (the verdict reads the criteria)
+        group, total = planned_items(store, exp_id, items), max(planned_items(store, exp_id), 1)
+        n_planned = criteria["planned_items"] = max(1, -(-n_planned * group // total))
     n_done = int(np.unique(runs["item"]).size)
     acc = runs.accuracy()
     notes = []
@@ -270,7 +283,7 @@ def experiment_statistics(store: Store, exp_id: int, *, sequential: bool = False
                        "design": "paired" if paired else "unpaired", "items_done": n_done,
                        "items_planned": n_planned, "runs": int(runs["item"].size)},
         "criteria": criteria,
-        "arms": _arm_table(store, exp, runs, ratings, price_per_1k_tokens, rng),
+        "arms": _arm_table(store, exp, runs, ratings, price_per_1k_tokens, rng, items),
         "comparisons": comparisons,
         "agreement": {m: (a.to_dict() if a is not None else None) for m, a in agreement.items()},
         "position_bias": _position_bias(votes, sequential),

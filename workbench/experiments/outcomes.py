@@ -5,6 +5,7 @@
   (only items where both arms have a run); split / canary traffic is unpaired and fallback runs
   (A answering after a B error) are left out of the comparison (they are counted per arm).
 - ``load_ratings``: ratings joined with their sessions, sides mapped back to arms.
+- ``items``: both loaders can read a subset of the items (``breakdown``: one feature or category).
 
 Per-item definitions (documented choices):
 - accuracy: ``severity_ok``; a run that errored on an item that has a reference severity counts
@@ -17,6 +18,7 @@ Per-item definitions (documented choices):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,8 +57,19 @@ class Runs:
         return ok
 
 
-def load_runs(store: Store, exp_id: int) -> Runs:
-    """Every run of an experiment as numpy columns.
+def item_filter(items, column: str = "item_id") -> tuple[str, list]:
+    """SQL (' AND column IN (...)', params) keeping only ``items`` (ids); ('', []) for None.
+
+    The ids travel as one JSON parameter, so any number of them fits in a query.
+    """
+    if items is None:
+        return "", []
+    return (f" AND {column} IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted({int(i) for i in items}))])
+
+
+def load_runs(store: Store, exp_id: int, items=None) -> Runs:
+    """Every run of an experiment as numpy columns (only those of ``items`` when given).
 
     One query fetches per run an integer packing (item, arm, flags) and the latency: Python object
     creation, not SQLite, is the cost at 100k runs, so the query returns as few values as it can.
@@ -68,6 +81,7 @@ def load_runs(store: Store, exp_id: int) -> Runs:
     k = len(arms)
     case = " ".join(f"WHEN ? THEN {i}" for i in range(k))
     marks = ", ".join("?" for _ in arms)
+    where, only = item_filter(items, "r.item_id")
     sql = f"""
         SELECT ((r.item_id * {k} + CASE r.arm {case} END) * {FLAG_BITS}
                 + (r.error IS NOT NULL) + 2 * (r.fallback != 0) + 4 * coalesce(r.severity_ok != 0, 2)
@@ -80,8 +94,8 @@ def load_runs(store: Store, exp_id: int) -> Runs:
                               THEN json_extract(i.reference, '$.severity') IS NOT NULL END
                        FROM items i WHERE i.id = r.item_id) END, 0)),
                r.latency_ms
-        FROM runs r WHERE r.experiment_id = ? AND r.arm IN ({marks})"""
-    rows = np.array(store.db.execute(sql, [*arms, exp_id, *arms]).fetchall(),
+        FROM runs r WHERE r.experiment_id = ? AND r.arm IN ({marks}){where}"""
+    rows = np.array(store.db.execute(sql, [*arms, exp_id, *arms, *only]).fetchall(),
                     dtype=float).reshape(-1, 2)
     packed = rows[:, 0].astype(np.int64)  # exact: packed values stay far below 2**53
     flags = packed % FLAG_BITS
@@ -95,14 +109,16 @@ def load_runs(store: Store, exp_id: int) -> Runs:
         "unsafe": ((flags >> 4) & 1).astype(float), "scoreable": ((flags >> 5) & 1).astype(float),
     }
     runs = Runs(arms, cols)
+    where_runs = item_filter(items)[0]  # the same ids, unqualified column
     for arm in arms:
         timing = store.db.execute(
             "SELECT ttft_ms, decode_tps FROM runs WHERE experiment_id = ? AND arm = ? "
-            "AND error IS NULL", [exp_id, arm]).fetchall()
+            "AND error IS NULL" + where_runs, [exp_id, arm, *only]).fetchall()
         runs.timing[arm] = np.array(timing, dtype=float).reshape(-1, 2)
         p, c = store.db.execute(
             "SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
-            "FROM runs WHERE experiment_id = ? AND arm = ?", [exp_id, arm]).fetchone()
+            "FROM runs WHERE experiment_id = ? AND arm = ?" + where_runs,
+            [exp_id, arm, *only]).fetchone()
         runs.tokens[arm] = (int(p), int(c))
     return runs
 
@@ -179,13 +195,15 @@ class Ratings:
         return {int(item): float(mean) for item, mean in zip(items, means)}
 
 
-def load_ratings(store: Store, exp_id: int) -> Ratings:
-    """Ratings of every session of an experiment; response 1 is the left one."""
+def load_ratings(store: Store, exp_id: int, items=None) -> Ratings:
+    """Ratings of every session of an experiment (of ``items`` when given); response 1 is the
+    left one."""
+    where, only = item_filter(items, "r.item_id")
     rows = store.rows(
-        """SELECT s.rater, r.item_id, r.left_arm, r.right_arm, r.choice, r.accuracy_1, r.safety_1,
-                  r.accuracy_2, r.safety_2
-           FROM ratings r JOIN rating_sessions s ON s.id = r.session_id
-           WHERE s.experiment_id = ? ORDER BY r.id""", [exp_id])
+        f"""SELECT s.rater, r.item_id, r.left_arm, r.right_arm, r.choice, r.accuracy_1,
+                   r.safety_1, r.accuracy_2, r.safety_2
+            FROM ratings r JOIN rating_sessions s ON s.id = r.session_id
+            WHERE s.experiment_id = ?{where} ORDER BY r.id""", [exp_id, *only])
     out = Ratings()
     for r in rows:
         out.votes.append({"rater": r["rater"], "item": r["item_id"], "left": r["left_arm"],

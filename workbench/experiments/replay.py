@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .allocation import arms_for
+from .canary import plan_canary, sync_events
 from .replay_lock import LOCKS_DIR, NothingToResume, ReplayLock
 from ..engines.base import Backend, Generation, GenerationRequest
 from .scoring import score_output
@@ -48,6 +49,7 @@ class Progress:
     cancelled: bool = False
     stopped_reason: str | None = None  # why the replay stopped early (engine gone, failed to start)
     engines: dict[str, str] = field(default_factory=dict)  # arm -> engine label and width
+    canary: object | None = None  # a staged canary's CanaryPlan after each served block
 
     @property
     def elapsed_s(self) -> float:
@@ -71,11 +73,20 @@ def build_request(item: Item, variant: Variant) -> GenerationRequest:
                              seed=variant.seed, json_schema=variant.json_schema)
 
 
+def staged(exp: Experiment) -> bool:
+    """A canary with a schedule of stages (served block by block, see ``canary.py``)."""
+    return exp.mode == "canary" and bool(exp.canary_schedule)
+
+
 def pending_tasks(store: Store, exp: Experiment, *, light: bool = False) -> list[Task]:
     """What is left to run: items x arms without a stored run (fallbacks included).
 
-    ``light`` tasks carry only each item's id, key and user (enough to count, not to run).
+    ``light`` tasks carry only each item's id, key and user (enough to count, not to run). A
+    staged canary's pending work is its next block only (later blocks depend on its health).
     """
+    if staged(exp):
+        return [Task(item, arm, fallback=arm == "A" and _b_failed(store, exp, item))
+                for item, arm in plan_canary(store, exp).next_block]
     items = store.items(exp.dataset_id, limit=exp.item_limit, light=light)
     by_pair = {(item_id, arm): error for item_id, arm, error in store.db.execute(
         "SELECT item_id, arm, error IS NOT NULL FROM runs WHERE experiment_id = ?", [exp.id])}
@@ -91,9 +102,24 @@ def pending_tasks(store: Store, exp: Experiment, *, light: bool = False) -> list
     return tasks
 
 
+def _b_failed(store: Store, exp: Experiment, item: Item) -> bool:
+    return bool(store.db.execute(
+        "SELECT 1 FROM runs WHERE experiment_id = ? AND item_id = ? AND arm = 'B' "
+        "AND error IS NOT NULL", [exp.id, item.id]).fetchone())
+
+
+def _staged_total(plan, done: int) -> int:
+    """Runs done plus the next block plus one request per item after it."""
+    blocked = len({item.id for item, _ in plan.next_block})
+    return done + len(plan.next_block) + plan.n_requests - plan.served - blocked
+
+
 def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
-    """(runs stored, runs planned) for an experiment, fallbacks counted in both."""
+    """(runs stored, runs planned) for an experiment, fallbacks counted in both (a staged
+    canary's later fallbacks cannot be known ahead: one request per item is planned)."""
     stored = store.run_count(exp.id)
+    if staged(exp):
+        return stored, _staged_total(plan_canary(store, exp), stored)
     if exp.mode == "shadow":  # every item to every arm: no per-item assignment to work out
         n_items = store.db.execute("SELECT count(*) FROM items WHERE dataset_id = ?",
                                    [exp.dataset_id]).fetchone()[0]
@@ -169,6 +195,10 @@ class Replay:
             variants = {arm: store.get_variant(vid) for arm, vid in exp.arms.items()}
             tasks = pending_tasks(store, exp)
             progress = Progress(done=0, total=len(tasks), started=time.monotonic())
+            if staged(exp):
+                progress.canary = plan = plan_canary(store, exp)
+                sync_events(store, exp.id, plan.events)
+                progress.total = _staged_total(plan, 0)
             store.set_experiment(exp.id, status="active",
                                  **({} if exp.started_at else {"started_at": utcnow()}))
             yield progress
@@ -220,6 +250,8 @@ class Replay:
                     outstanding += 1
                     progress.total += 1
                 progress.last = run
+                if not outstanding and staged(exp):  # a block is served: its health decides
+                    outstanding = self._next_block(store, exp, queues, progress)
                 yield progress
             progress.cancelled = self._cancel.is_set()
             progress.finished = clean = not progress.cancelled
@@ -242,6 +274,19 @@ class Replay:
             self._engines = None
             lock.release()  # after the engines: a next replay never meets this one's servers
             store.close()
+
+    @staticmethod
+    def _next_block(store: Store, exp: Experiment, queues: dict[str, queue.Queue],
+                    progress: Progress) -> int:
+        """Plan a staged canary again from the stored runs: store its events, queue the next
+        block; return how many tasks were queued (0: the rollout is over)."""
+        plan = plan_canary(store, exp)
+        sync_events(store, exp.id, plan.events)
+        progress.canary = plan
+        for item, arm in plan.next_block:
+            queues[arm].put(Task(item, arm, fallback=arm == "A" and _b_failed(store, exp, item)))
+        progress.total = _staged_total(plan, progress.done)
+        return len(plan.next_block)
 
     def _start_engines(self, store: Store, variants: dict[str, Variant], exp_id: int,
                        progress: Progress) -> dict[str, Backend] | None:

@@ -208,9 +208,24 @@ def _header(report: dict) -> str:
             f"items {e['items_done']}/{e['items_planned']}")
 
 
-def render_text(report: dict, *, summary_only: bool = False) -> str:
-    """The report for a terminal."""
-    lines = [_header(report), ""] + aligned(arm_rows(report))
+def verdict_lines(report: dict, title: str = "Verdict") -> list[str]:
+    """The verdict block for a terminal: decision, p-value mode, criteria table, why."""
+    verdict = report.get("verdict")
+    if not verdict:
+        return []
+    seq = report["sequential"]
+    lines = [f"{title}: {verdict['decision'].upper()} - {verdict['reason']}",
+             f"(p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} "
+             "planned items)"]
+    lines += aligned(verdict_rows(report))
+    return lines + [f"why: {line}" for line in why_lines(report)]
+
+
+def render_text(report: dict, *, summary_only: bool = False, header: str | None = None,
+                verdict: bool = True) -> str:
+    """The report for a terminal (``header`` replaces the experiment line; ``verdict=False``
+    leaves the verdict block out)."""
+    lines = [header or _header(report), ""] + aligned(arm_rows(report))
     if summary_only:
         return "\n".join(lines)
     lines += [""] + engine_lines(report) + [""] + comparison_lines(report)
@@ -219,13 +234,8 @@ def render_text(report: dict, *, summary_only: bool = False) -> str:
         lines += ["", ranking_caption(report)] + aligned(ranking)
         lines += [f"note: {n}" for n in report["bradley_terry"].get("notes", [])]
     lines += exploratory_lines(report)
-    verdict = report.get("verdict")
-    if verdict:
-        seq = report["sequential"]
-        lines += ["", f"Verdict: {verdict['decision'].upper()} - {verdict['reason']}",
-                  f"(p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} planned items)"]
-        lines += aligned(verdict_rows(report))
-        lines += [f"why: {line}" for line in why_lines(report)]
+    if verdict and report.get("verdict"):
+        lines += [""] + verdict_lines(report)
     lines += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(lines)
 
@@ -236,19 +246,23 @@ def _md_table(rows: list[list[str]]) -> list[str]:
     return out
 
 
-def render_markdown(report: dict) -> str:
-    """The report as Markdown (for a pull request or an incident review)."""
-    lines = [f"# {_header(report)}", "", "## Variants", ""] + _md_table(arm_rows(report))
-    lines += ["", "## Engines", ""] + [f"- {line}" for line in engine_lines(report)]
-    lines += ["", "## Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)
-                                           + exploratory_lines(report)]
+def render_markdown(report: dict, *, header: str | None = None, level: int = 1,
+                    verdict_title: str = "Verdict") -> str:
+    """The report as Markdown (for a pull request or an incident review); ``level`` is the
+    heading level of its title (a group of ``breakdown`` is one level down)."""
+    h, hh = "#" * level, "#" * (level + 1)
+    lines = [f"{h} {header or _header(report)}", "", f"{hh} Variants", ""]
+    lines += _md_table(arm_rows(report))
+    lines += ["", f"{hh} Engines", ""] + [f"- {line}" for line in engine_lines(report)]
+    lines += ["", f"{hh} Comparisons", ""] + [f"- {line}" for line in comparison_lines(report)
+                                              + exploratory_lines(report)]
     ranking = ranking_rows(report)
     if ranking:
-        lines += ["", "## Ranking", "", ranking_caption(report), ""] + _md_table(ranking)
+        lines += ["", f"{hh} Ranking", "", ranking_caption(report), ""] + _md_table(ranking)
     verdict = report.get("verdict")
     if verdict:
         seq = report["sequential"]
-        lines += ["", f"## Verdict: **{verdict['decision']}**", "", verdict["reason"], "",
+        lines += ["", f"{hh} {verdict_title}: **{verdict['decision']}**", "", verdict["reason"], "",
                   f"p-values: {seq.get('label')}; {seq.get('n')} of {seq.get('n_planned')} "
                   "planned items", ""]
         lines += _md_table(verdict_rows(report, detail=True))
@@ -256,5 +270,5 @@ def render_markdown(report: dict) -> str:
         if why:
             lines += ["", "Why:", ""] + [f"- {line}" for line in why]
     if report.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+        lines += ["", f"{hh} Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"

@@ -8,7 +8,8 @@ is an *info* (the workbench's own default). A rule is judged only when its windo
 Throttling is per (alert kind, target): after an alert is raised, the same kind on the same target
 within ``throttle_s`` (default one hour) is still stored and counted, with ``throttled = 1``, but
 not raised again (no notification). :func:`group_alerts` folds them into one line per kind and
-target: "12 latency alerts, first: ...".
+target: "12 latency alerts, first: ...". Drift checks raise theirs with :func:`raise_alert`
+(kinds ``concept_drift``, critical, and ``data_drift``, warning), throttled the same way.
 
 Every function takes ``now`` so tests (and the UI) control the clock; nothing sleeps.
 """
@@ -69,6 +70,32 @@ def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp)
 
 
+def raise_alert(store: Store, *, kind: str, target: str, severity: str, message: str,
+                value: float, threshold: float, source: str = "monitor",
+                details: dict | None = None, now: datetime | None = None,
+                throttle_s: float = DEFAULT_THROTTLE_S) -> Alert:
+    """Store one alert of ``kind`` on ``target``; it is ``throttled`` (counted, not raised again)
+    when one of that kind and target was raised less than ``throttle_s`` before ``now``."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"alert severity must be one of {', '.join(SEVERITIES)}, "
+                         f"not {severity!r}")
+    now = now or datetime.now(timezone.utc)
+    stamp = iso(now)
+    since = iso(now - timedelta(seconds=throttle_s))
+    with store.db.atomic():
+        raised = store.rows(
+            "SELECT created_at FROM alerts WHERE kind = ? AND target = ? AND throttled = 0 "
+            "AND created_at > ? AND created_at <= ? ORDER BY created_at DESC LIMIT 1",
+            [kind, target, since, stamp])
+        details = {**(details or {}), "raised_at": raised[0]["created_at"] if raised else None}
+        alert_id = store.db["alerts"].insert({
+            "source": source, "level": severity, "message": message, "created_at": stamp,
+            "kind": kind, "target": target, "value": float(value), "threshold": threshold,
+            "throttled": int(bool(raised)), "details": json.dumps(details)}).last_pk
+    return Alert(alert_id, kind, target, severity, message, float(value), threshold,
+                 bool(raised), stamp)
+
+
 def evaluate_alerts(store: Store, report: MonitorReport, *, now: datetime | None = None,
                     rules=DEFAULT_RULES, throttle_s: float = DEFAULT_THROTTLE_S,
                     min_samples: int = MIN_SAMPLES) -> list[Alert]:
@@ -80,8 +107,6 @@ def evaluate_alerts(store: Store, report: MonitorReport, *, now: datetime | None
             raise ValueError(f"alert severity must be one of {', '.join(SEVERITIES)}, "
                              f"not {rule.severity!r}")
     now = now or datetime.now(timezone.utc)
-    stamp = iso(now)
-    since = iso(now - timedelta(seconds=throttle_s))
     created = []
     with store.db.atomic():
         for rule in rules:
@@ -89,22 +114,14 @@ def evaluate_alerts(store: Store, report: MonitorReport, *, now: datetime | None
             if value is None or report.current.get(rule.count, 0) < min_samples \
                     or value <= rule.threshold:
                 continue
-            raised = store.rows(
-                "SELECT created_at FROM alerts WHERE kind = ? AND target = ? AND throttled = 0 "
-                "AND created_at > ? AND created_at <= ? ORDER BY created_at DESC LIMIT 1",
-                [rule.kind, report.target, since, stamp])
             message = (f"{rule.label} {rule.shown(value)} > {rule.shown(rule.threshold)} on "
                        f"{report.target} (last {report.current.get('requests')} requests)")
             details = {"window": report.window, "metric": rule.metric,
-                       "samples": report.current.get(rule.count),
-                       "raised_at": raised[0]["created_at"] if raised else None}
-            alert_id = store.db["alerts"].insert({
-                "source": "monitor", "level": rule.severity, "message": message,
-                "created_at": stamp, "kind": rule.kind, "target": report.target,
-                "value": float(value), "threshold": rule.threshold,
-                "throttled": int(bool(raised)), "details": json.dumps(details)}).last_pk
-            created.append(Alert(alert_id, rule.kind, report.target, rule.severity, message,
-                                 float(value), rule.threshold, bool(raised), stamp))
+                       "samples": report.current.get(rule.count)}
+            created.append(raise_alert(
+                store, kind=rule.kind, target=report.target, severity=rule.severity,
+                message=message, value=value, threshold=rule.threshold, details=details,
+                now=now, throttle_s=throttle_s))
     return created
 
 
@@ -120,7 +137,7 @@ def monitor_and_alert(store: Store, ref: str, *, window: int = DEFAULT_WINDOW,
 
 def list_alerts(store: Store, *, target: str | None = None, limit: int | None = None,
                 include_throttled: bool = True) -> list[Alert]:
-    """Stored monitor alerts, newest first."""
+    """Stored monitor and drift alerts, newest first."""
     sql = ("SELECT id, kind, target, level, message, value, threshold, throttled, created_at "
            "FROM alerts WHERE kind IS NOT NULL")
     params: list = []
@@ -139,7 +156,8 @@ def list_alerts(store: Store, *, target: str | None = None, limit: int | None = 
 
 
 _KIND_WORDS = {"latency": "latency", "thumbs_down": "thumbs-down", "safety": "safety",
-               "error_rate": "error-rate"}
+               "error_rate": "error-rate", "concept_drift": "concept-drift",
+               "data_drift": "data-drift"}
 
 
 def group_alerts(alerts: list[Alert]) -> list[dict]:
@@ -166,3 +184,39 @@ def group_alerts(alerts: list[Alert]) -> list[dict]:
 
 def _neg(stamp: str) -> float:
     return -_parse(stamp).timestamp()
+
+
+def unacknowledged_alerts(store: Store, *, target: str | None = None, kind: str | None = None,
+                          since: str | datetime | None = None, severities=SEVERITIES,
+                          acknowledge: bool = False,
+                          now: datetime | None = None) -> list[Alert]:
+    """Monitor alerts nobody has acknowledged yet, newest first: optionally only of one target
+    and kind, of ``severities``, stored after ``since``. ``acknowledge=True`` also marks them
+    acknowledged at ``now`` (one transaction) and returns the ones it marked."""
+    marks = ", ".join("?" for _ in severities)
+    sql = ("SELECT id, kind, target, level, message, value, threshold, throttled, created_at "
+           f"FROM alerts WHERE kind IS NOT NULL AND acknowledged_at IS NULL AND level IN ({marks})")
+    params: list = list(severities)
+    for column, value in (("target", target), ("kind", kind)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if since is not None:
+        sql += " AND created_at > ?"
+        params.append(since if isinstance(since, str) else iso(since))
+    sql += " ORDER BY created_at DESC, id DESC"
+
+    def found() -> list[Alert]:
+        return [Alert(r["id"], r["kind"], r["target"], r["level"], r["message"], r["value"],
+                      r["threshold"], bool(r["throttled"]), r["created_at"])
+                for r in store.rows(sql, params)]
+
+    if not acknowledge:  # a plain read works on a read-only workspace too
+        return found()
+    with store.db.atomic():
+        alerts, stamp = found(), iso(now)
+        for start in range(0, len(alerts), 500):
+            chunk = [a.id for a in alerts[start:start + 500]]
+            store.db.execute(f"UPDATE alerts SET acknowledged_at = ? WHERE id IN "
+                             f"({', '.join('?' for _ in chunk)})", [stamp, *chunk])
+    return alerts

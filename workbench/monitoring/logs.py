@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..datasets import (DatasetError, LineError, _listed, json_lines, read_dataset_file,
@@ -27,6 +26,7 @@ from ..datasets import (DatasetError, LineError, _listed, json_lines, read_datas
 from ..experiments.scoring import score_output
 from ..store import Store, utcnow
 from ..terminal_text import safe_text
+from ..timestamps import parse_timestamp
 
 FEEDBACK_WORDS = {"up": 1, "thumbs_up": 1, "down": -1, "thumbs_down": -1, "none": 0}
 _PASSED_THROUGH = ("system", "category", "feature")
@@ -46,25 +46,6 @@ class LogImportReport:
         if self.errors:
             text += f"; {len(self.errors)} bad line(s) skipped"
         return text
-
-
-def parse_timestamp(value: object) -> str:
-    """An ISO-8601 string or epoch seconds (milliseconds when > 1e11) as the store's UTC
-    ISO format; ``ValueError`` otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("a timestamp, not true/false")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a time")
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        moment = datetime.fromtimestamp(seconds, timezone.utc)
-    elif isinstance(value, str) and value.strip():
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-    else:
-        raise ValueError(f"{value!r} is not ISO-8601 or epoch seconds")
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _text_content(content: object) -> object:
@@ -284,10 +265,8 @@ def import_logs(store: Store, path: str | Path, *, name: str | None = None,
         raise DatasetError(f"{shown}: no valid logged requests{_listed(errors)}")
     name = name or path.stem
     items = [item for item, _ in good]
-    has_timestamp = "timestamp" in store.db["items"].columns_dict  # an optional items column
-    if has_timestamp:
-        for item, observation in good:
-            item["timestamp"] = observation["observed_at"]
+    for item, observation in good:
+        item["timestamp"] = observation["observed_at"]
     now = utcnow()
     with store.db.atomic():
         dataset_id = store.save_dataset(name, items, source_path=str(path),

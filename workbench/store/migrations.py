@@ -414,3 +414,45 @@ def m006_monitoring(db: Database) -> None:
         CREATE INDEX alerts_by_kind ON alerts (kind, target, created_at)
         """,
     )
+
+
+@MIGRATIONS(name="m007_rollout_drift")
+def m007_rollout_drift(db: Database) -> None:
+    """Canary rollouts and drift: an optional ``timestamp`` per item (canary replays run in time
+    order), an experiment's canary schedule (JSON), the canary's events (every health check, stage
+    change and rollback with its evidence), and what a drift check is about (``target``: model or
+    variant; ``reference``: the dataset it compares against) and the checks ``drift run-due`` runs
+    (``drift_schedules``)."""
+    _run(
+        db,
+        """
+        ALTER TABLE items ADD COLUMN timestamp TEXT;
+        ALTER TABLE experiments ADD COLUMN canary_schedule TEXT;
+        CREATE TABLE canary_events (
+            id INTEGER PRIMARY KEY,
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('check', 'advance', 'rollback', 'complete')),
+            request_no INTEGER NOT NULL,
+            stage_pct REAL NOT NULL,
+            healthy INTEGER,
+            evidence TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (experiment_id, seq)
+        );
+        ALTER TABLE drift_checks ADD COLUMN target TEXT;
+        ALTER TABLE drift_checks ADD COLUMN reference TEXT;
+        CREATE INDEX drift_checks_by_target ON drift_checks (kind, target, created_at);
+        CREATE TABLE drift_schedules (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('concept', 'data')),
+            target TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            every_hours REAL NOT NULL,
+            options TEXT,
+            created_at TEXT NOT NULL,
+            last_run_at TEXT,
+            UNIQUE (kind, target, reference)
+        )
+        """,
+    )

@@ -116,6 +116,7 @@ class Item:
     category: str | None = None
     feature: str | None = None
     line_no: int | None = None
+    timestamp: str | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "Item":
@@ -147,10 +148,11 @@ class Experiment:
     created_at: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
+    canary_schedule: dict | None = None  # a staged canary (see experiments/canary.py); None: static
     arms: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict, arms: dict[str, int]) -> "Experiment":
-        exp = _from_row(cls, row, ("canary_users", "criteria"))
+        exp = _from_row(cls, row, ("canary_users", "criteria", "canary_schedule"))
         exp.arms = arms
         return exp

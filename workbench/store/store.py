@@ -266,7 +266,8 @@ class Store:
                           mode: str = "shadow", weight_b: float = 0.5,
                           canary_users: list[str] | None = None, item_limit: int | None = None,
                           seed: int = 0, primary_metric: str | None = None,
-                          criteria: dict | None = None) -> Experiment:
+                          criteria: dict | None = None,
+                          canary_schedule: dict | None = None) -> Experiment:
         """Create a draft experiment whose arms ('A', 'B', ...) name distinct variants."""
         if len(set(arms.values())) != len(arms):
             raise ValueError("each arm needs its own variant (for an A/A test, make two variants)")
@@ -278,6 +279,7 @@ class Store:
                 "name": name, "dataset_id": dataset_id, "mode": mode, "weight_b": weight_b,
                 "canary_users": dumps(canary_users or []), "item_limit": item_limit,
                 "seed": seed, "primary_metric": primary_metric, "criteria": dumps(criteria),
+                "canary_schedule": dumps(canary_schedule),
                 "status": "draft", "created_at": utcnow()}).last_pk
             self.db["experiment_arms"].insert_all(
                 {"experiment_id": exp_id, "arm": arm, "variant_id": int(v)}
