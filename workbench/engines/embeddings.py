@@ -14,16 +14,14 @@ topic and bounds the cost on a CPU.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import signal
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .cpu_features import llama_model_params, use_extra_buffers
-from .logs import open_log_fd, read_tail, rotate, useful_tail
+from .logs import read_tail, rotate, useful_tail
+from .worker import prepare_child
 
 EMBED_TIMEOUT_S = 900.0
 
@@ -74,18 +72,7 @@ class MeanPoolingEmbedder:
 
 def _serve(conn, spec: dict, texts: list[str], log_path: str | None, niceness: int) -> None:
     """Child process: load, embed every text, send the array back, exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["GGML_NO_BACKTRACE"] = "1"
-    if niceness:
-        try:
-            os.nice(niceness)
-        except OSError:
-            pass
-    target = open_log_fd(log_path)
-    os.dup2(target, 1)
-    os.dup2(target, 2)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    prepare_child(log_path, niceness)
     try:
         embedder = MeanPoolingEmbedder(EmbeddingSpec(**spec))
         vectors = embedder.embed(texts)

@@ -98,9 +98,10 @@ def _log_tail(path: Path | None) -> str:
     return (" | log: " + useful) if useful else ""
 
 
-def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0,
-           memory_limit: int | None = None) -> None:
-    """Worker process main loop: load once, then answer (op, payload) messages until closed."""
+def prepare_child(log_path: str | None, niceness: int = 0,
+                  memory_limit: int | None = None) -> None:
+    """Set up a llama.cpp child process: Ctrl-C left to the parent, no debugger chatter on an
+    abort, lower priority, a memory cap, stdout and stderr (llama.cpp's own too) into the log."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ["GGML_NO_BACKTRACE"] = "1"  # an abort logs its reason, not debugger chatter
     if niceness:
@@ -114,6 +115,12 @@ def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0,
     os.dup2(target, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def _serve(conn, spec: dict, log_path: str | None, niceness: int = 0,
+           memory_limit: int | None = None) -> None:
+    """Worker process main loop: load once, then answer (op, payload) messages until closed."""
+    prepare_child(log_path, niceness, memory_limit)
     from .llama_cpp import LlamaCppEngine
 
     try:
