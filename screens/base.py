@@ -72,6 +72,8 @@ class WorkbenchScreen(Screen):
 
         worker = self.run_worker(task, name=name, group=group, exclusive=exclusive, thread=True,
                                  exit_on_error=False)
+        for stale in [w for w in self._when_done if w.is_cancelled]:
+            del self._when_done[stale]  # one cancelled before it ran never reports back
         self._when_done[worker] = done
         return worker
 

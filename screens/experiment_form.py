@@ -178,7 +178,7 @@ class NewExperimentForm(ModalScreen[dict | None]):
                 max_error_ratio=_number(text["max-error-ratio"], float, d.max_error_ratio),
                 max_safety_rate=_number(text["max-unsafe"], float, d.max_safety_rate)).to_dict(), None
         except ValueError as exc:
-            return None, f"Canary: {exc}"
+            return None, f"{str(exc)[:1].upper()}{str(exc)[1:]}."  # the messages name the canary
 
     def describe_choice(self) -> None:
         by_id = {v.id: v for v in self.choices.variants}
@@ -224,7 +224,7 @@ class NewExperimentForm(ModalScreen[dict | None]):
         if problem:
             return None, problem
         if schedule is not None and not 0.0 <= schedule["max_safety_rate"] <= 1.0:
-            return None, "Canary: the unsafe rate limit is a rate between 0 and 1."
+            return None, "The canary's unsafe rate limit is a rate between 0 and 1."
         return {"name": name, "dataset_id": dataset, "item_limit": limit, "mode": mode,
                 "weight_b": 0.0 if schedule else weight,
                 "canary_users": users if mode == "canary" else [],

@@ -215,7 +215,8 @@ def parity_table(parity: list[dict]) -> Table:
     table.add_column("exact", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for p in parity:
-        agreement, template = p.get("token_agreement"), p.get("chat_template_ok")
+        agreement = p.get("agreement", p.get("token_agreement"))  # the gated figure
+        template = p.get("chat_template_ok")
         if p["kind"] == "chat_template" and template is not None:
             result = Text("ok" if template else "broken", style="bold green" if template
                           else "bold red")

@@ -39,10 +39,9 @@ def test_generation_is_measured_and_deterministic(worker, bundled_path):
     assert first.text and first.text == second.text == third.text
     assert between.text != first.text
     assert first.prompt_tokens == second.prompt_tokens == third.prompt_tokens
-    # the shared-prefix cache changes nothing: a worker that always starts clean agrees
-    spec = EngineSpec(str(bundled_path), n_threads=2, reuse_prefix=False)
-    with ModelWorker(spec, label="clean") as clean:
-        assert [clean.generate(r).text for r in (other, request)] == [between.text, first.text]
+    # what was asked before changes nothing: a fresh worker, asked in another order, agrees
+    with ModelWorker(EngineSpec(str(bundled_path), n_threads=2), label="fresh") as fresh:
+        assert [fresh.generate(r).text for r in (other, request)] == [between.text, first.text]
     assert first.completion_tokens == 12 and first.finish_reason == "length"
     assert first.prompt_tokens > 20
     assert 0 < first.ttft_ms < first.latency_ms
@@ -61,6 +60,18 @@ def test_streamed_counts_match_llama_cpp_usage(worker):
         assert streamed.finish_reason == plain["finish_reason"]
         finishes.add(streamed.finish_reason)
     assert finishes == {"length", "stop"}  # both ways a generation ends are counted right
+
+
+def test_prefix_reuse_still_counts_the_whole_prompt(worker, bundled_path):
+    request = GenerationRequest(messages=QUESTION, system="You are an SRE.", max_tokens=4)
+    whole = worker.generate(request)
+    spec = EngineSpec(str(bundled_path), n_threads=2, reuse_prefix=True)
+    with ModelWorker(spec, label="reuse") as reuse:
+        reuse.generate(GenerationRequest(messages=OTHER, system="You are an SRE.", max_tokens=4))
+        again = reuse.generate(request)  # the system prompt's KV cache is reused
+        plain = reuse.call("generate", {**asdict(request), "stream": False})
+    assert again.error is None and again.completion_tokens == 4
+    assert again.prompt_tokens == whole.prompt_tokens == plain["prompt_tokens"]
 
 
 def test_json_schema_output_is_valid_json(worker):

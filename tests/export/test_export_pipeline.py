@@ -55,9 +55,8 @@ def test_export_finetune_end_to_end(tmp_path, bundled_path):
         assert kinds["hf_vs_gguf"]["token_agreement"] >= 0.75  # F16 GGUF vs float32 transformers
         assert 0.0 <= kinds["gguf_vs_gguf"]["token_agreement"] <= 1.0
         quantized = kinds["gguf_vs_gguf"]
-        assert quantized["advisory"] and quantized["threshold"] == gate_for("q4_k_m").threshold
-        assert quantized["verdict"] == ("passed" if quantized["token_agreement"] >=
-                                        quantized["threshold"] else "advisory")
-        assert all(p["verdict"] == "passed" for p in out["parity"] if p is not quantized)
+        assert not quantized["advisory"] and quantized["threshold"] == gate_for("q4_k_m").threshold
+        assert quantized["agreement"] == quantized["forced_agreement"] >= quantized["threshold"]
+        assert all(p["verdict"] == "passed" for p in out["parity"])
         rows = stored_results(store)
         assert len(rows) == 3 and {r["model_id"] for r in rows} == {"ft-test", "ft-test-q4_k_m"}

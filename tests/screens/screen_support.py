@@ -46,8 +46,14 @@ async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "conditi
 async def settle(pilot, timeout: float = 30.0) -> None:
     """Wait until the workspace is open and no worker is running, then let the screen repaint."""
     app = pilot.app
+
+    def delivered() -> bool:  # a finished worker's result reaches its screen as a message
+        return not any(not worker.is_cancelled for screen in app.screen_stack
+                       for worker in getattr(screen, "_when_done", ()))
+
     await wait_for(pilot, lambda: app.workspace_ready.is_set()
-                   and not any(w.is_running for w in app.workers), timeout, "workers to finish")
+                   and not any(w.is_running for w in app.workers) and delivered(),
+                   timeout, "workers to finish and their results to be shown")
     await pilot.pause(0.1)
 
 

@@ -166,7 +166,8 @@ async def test_form_creates_a_staged_canary_with_its_schedule(workspace, make_ap
         assert app.screen is form and "min_b" in str(form.query_one("#dialog-error").render())
         form.query_one("#min-b", Input).value = "10"
         form.query_one("#max-unsafe", Input).value = "0.1"
-        await pilot.pause()
+        button = form.query_one("#create")  # a button ignores clicks for 0.2 s after a press
+        await wait_for(pilot, lambda: not button.has_class("-active"), what="the button")
         await pilot.click("#create")
         await wait_for(pilot, lambda: not isinstance(app.screen, NewExperimentForm),
                        what="the form to close")

@@ -228,12 +228,14 @@ def _print_export(summary: dict) -> None:
                   else None) for kind, path in files if path))
     if summary.get("parity"):
         print()
-        print_table(("model", "parity check", "result", "token agreement", "threshold", "exact",
-                     "prompts"),
+        print_table(("model", "parity check", "result", "agreement", "threshold",
+                     "greedy prefix", "exact", "prompts"),
                     ((p.get("model"), p.get("kind"),
                       p.get("verdict") or ("passed" if p.get("passed") else "FAILED"),
-                      p.get("token_agreement"), p.get("threshold"), p.get("exact_matches"),
+                      p.get("agreement", p.get("token_agreement")), p.get("threshold"),
+                      p.get("token_agreement"), p.get("exact_matches"),
                       p.get("n_prompts")) for p in summary["parity"]))
+        print("agreement: teacher-forced top-1 for two GGUFs, greedy common prefix otherwise")
         if summary.get("parity_advisory"):
             print("advisory: below the usual agreement for its quantization (a warning, not a "
                   "failure): " + ", ".join(summary["parity_advisory"]))

@@ -20,7 +20,7 @@ class EngineSpec:
     lora_path: str | None = None
     lora_scale: float = 1.0
     seed: int = 0
-    reuse_prefix: bool | None = None  # None: reuse the KV cache of a shared prefix on CPU only
+    reuse_prefix: bool = False  # True: keep the KV cache of a prefix shared with the last request
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,11 +44,12 @@ class LlamaCppEngine:
                 lora_scale=spec.lora_scale, seed=spec.seed,
                 verbose=True)  # the worker's stdout/stderr go to its log file, never the terminal
         self.load_ms = (time.perf_counter() - started) * 1000
-        # Like llama-server's prompt cache, keep the KV cache of a prefix shared with the previous
-        # request (the system prompt): outputs stay identical on CPU, where a row's numbers do not
-        # depend on the batch it was computed in. GPU kernels can differ by batch size, so there
-        # every request starts from a clean state unless told otherwise.
-        self.reuse_prefix = (spec.n_gpu_layers == 0) if spec.reuse_prefix is None else spec.reuse_prefix
+        # Every request starts from a clean state, so a request's answer never depends on what was
+        # asked before. Reusing the KV cache of a shared prefix (like llama-server's prompt cache)
+        # saves re-evaluating the system prompt, but the rest of the prompt is then computed in a
+        # smaller batch, and on some CPUs (seen in this project's CI) and GPUs that changes the last
+        # digits of the logits and so, at a near tie, the greedy answer. Opt in with reuse_prefix.
+        self.reuse_prefix = spec.reuse_prefix
         self._counts = {"prompt": 0, "sampled": 0, "last": None}
         self._wrap_generate()
 
@@ -57,10 +58,11 @@ class LlamaCppEngine:
         original, counts = self.llm.generate, self._counts
 
         def counting_generate(tokens, *args, **kwargs):
-            counts.update(prompt=len(tokens), sampled=0, last=None)
+            counts.update(prompt=len(tokens), sampled=0, last=None, ids=[])
             for token in original(tokens, *args, **kwargs):
                 counts["sampled"] += 1
                 counts["last"] = token
+                counts["ids"].append(int(token))
                 yield token
 
         self.llm.generate = counting_generate
@@ -78,9 +80,16 @@ class LlamaCppEngine:
         Streams internally to time the first token. ``{"stream": False}`` in the payload uses
         llama-cpp-python's plain (non-streaming) call instead, whose usage counts are reported
         as they are (no TTFT); tests use it to check the streamed counts.
+
+        For export parity checks: ``{"return_tokens": True}`` adds the sampled token ids as
+        ``extra["tokens"]``; ``{"force_tokens": [...]}`` makes the model follow those tokens
+        (teacher forcing) and adds ``extra["forced_matches"]``, how many of them were also its
+        own top-1 choice at that position.
         """
         payload = dict(payload)
         stream = payload.pop("stream", True)
+        return_tokens = payload.pop("return_tokens", False)
+        forced = payload.pop("force_tokens", None)
         request = GenerationRequest(**payload)
         llm, lib = self.llm, self._lib
         if not self.reuse_prefix:
@@ -91,6 +100,10 @@ class LlamaCppEngine:
                       stream=stream)
         if request.json_schema:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        matches = None
+        if forced is not None:
+            matches = [0]
+            kwargs["logits_processor"] = _forcing_processor(list(forced), self._counts, matches)
         if not stream:
             return self._generate_plain(kwargs)
         started = time.perf_counter()
@@ -118,6 +131,10 @@ class LlamaCppEngine:
             decode_tps=perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms > 0 else None,
             prompt_tps=perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms > 0 else None,
             finish_reason=finish, extra={"usage_source": "counted"})
+        if return_tokens or forced is not None:
+            result.extra["tokens"] = list(counts["ids"])
+        if matches is not None:
+            result.extra["forced_matches"] = matches[0]
         return asdict(result)
 
     def _generate_plain(self, kwargs: dict) -> dict:
@@ -134,3 +151,22 @@ class LlamaCppEngine:
 
     def close(self) -> None:
         self.llm.close()
+
+
+def _forcing_processor(forced: list[int], counts: dict, matches: list[int]):
+    """A logits processor that picks ``forced[k]`` at step k and counts the steps where that
+    token was also the model's own top-1 choice (past the end of ``forced``: its own choice)."""
+    import numpy as np
+    from llama_cpp import LogitsProcessorList
+
+    def force(_input_ids, scores):
+        step = counts["sampled"]  # tokens sampled so far in this generation
+        if step >= len(forced):
+            return scores
+        wanted = forced[step]
+        matches[0] += int(int(np.argmax(scores)) == wanted)
+        out = np.full_like(scores, -np.inf)
+        out[wanted] = 0.0
+        return out
+
+    return LogitsProcessorList([force])

@@ -261,12 +261,16 @@ class ModelWorker:
                 raise WorkerError(result)
             return result
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        """Answer one request. Failures come back as ``Generation.failed``, never as exceptions."""
+    def generate(self, request: GenerationRequest, options: dict | None = None) -> Generation:
+        """Answer one request. Failures come back as ``Generation.failed``, never as exceptions.
+
+        ``options``: engine options beside the request (see ``LlamaCppEngine.generate``).
+        """
         started = time.perf_counter()
         try:
             timeout = request_timeout_for(request, self.request_timeout)
-            return Generation(**self.call("generate", asdict(request), timeout=timeout))
+            payload = {**asdict(request), **(options or {})}
+            return Generation(**self.call("generate", payload, timeout=timeout))
         except WorkerError as exc:
             return Generation.failed(str(exc), (time.perf_counter() - started) * 1000)
 

@@ -8,6 +8,12 @@ llama.cpp always runs in a model worker process (``ModelWorker``), which returns
 both sides are tokenized with the same tokenizer before they are compared. Agreement of a prompt
 is the common prefix of the two greedy token sequences over the longer one (greedy decoding makes
 everything after a first divergence incomparable); the overall figure is token-weighted.
+
+Two GGUFs are also compared by **teacher-forced top-1 agreement** (what llama.cpp's perplexity
+tool calls "same top p"): the candidate is made to follow the reference's greedy tokens, and each
+position counts when the reference token is also the candidate's own first choice. One near tie
+costs one token instead of the rest of the answer, so this figure is stable across machines and
+prompt sets, and it is the one the gates of ``check_gguf_parity`` are set on.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class PromptParity:
     first_divergence: int | None  # token index, None when the sequences are equal
     reference_token: str | None = None  # the tokens at the first divergence (decoded)
     candidate_token: str | None = None
+    forced_matches: int | None = None  # teacher forcing: positions where the candidate's top-1
+    forced_total: int | None = None  # ... was the reference's token, out of this many
     reference_prompt_tokens: int | None = None
     candidate_prompt_tokens: int | None = None
     error: str | None = None
@@ -99,6 +107,21 @@ class ParityResult:
         return 1.0 if total == 0 else sum(p.common_prefix for p in ran) / total
 
     @property
+    def forced_agreement(self) -> float | None:
+        """Teacher-forced top-1 agreement over the prompts that ran (None if not measured)."""
+        ran = [p for p in self.prompts if p.error is None and p.forced_total is not None]
+        if not ran:
+            return None
+        total = sum(p.forced_total for p in ran)
+        return 1.0 if total == 0 else sum(p.forced_matches for p in ran) / total
+
+    @property
+    def agreement(self) -> float | None:
+        """The figure the threshold applies to: teacher-forced when measured, else greedy."""
+        forced = self.forced_agreement
+        return forced if forced is not None else self.token_agreement
+
+    @property
     def exact_matches(self) -> int:
         return sum(p.exact for p in self.prompts)
 
@@ -110,7 +133,7 @@ class ParityResult:
     def passed(self) -> bool:
         if self.errors or self.chat_template_ok is False:
             return False
-        agreement = self.token_agreement
+        agreement = self.agreement
         if agreement is None:
             return bool(self.chat_template_ok)
         return agreement >= (self.threshold or 0.0)
@@ -127,6 +150,7 @@ class ParityResult:
         for item, prompt in zip(out["prompts"], self.prompts):
             item.update(agreement=prompt.agreement, exact=prompt.exact)
         out.update(n_prompts=self.n_prompts, token_agreement=self.token_agreement,
+                   forced_agreement=self.forced_agreement, agreement=self.agreement,
                    errors=self.errors, exact_matches=self.exact_matches, passed=self.passed,
                    verdict=self.verdict)
         return out
@@ -183,18 +207,23 @@ def hf_greedy(model, tokenizer, prompts: list, *, max_new_tokens: int = 32) -> l
 
 def llama_greedy(gguf_path: str | Path, prompts: list, *, max_new_tokens: int = 32,
                  lora_path: str | Path | None = None, n_threads: int | None = None,
-                 n_ctx: int = 2048, log_dir: Path | None = None) -> list:
-    """Greedy chat completions of a GGUF (optionally + LoRA) in a llama.cpp worker process."""
+                 n_ctx: int = 2048, log_dir: Path | None = None,
+                 options: list[dict] | None = None) -> list:
+    """Greedy chat completions of a GGUF (optionally + LoRA) in a llama.cpp worker process.
+
+    ``options``: per prompt, extra engine options (``return_tokens``, ``force_tokens``).
+    """
     from ..engines.base import GenerationRequest
     from ..engines.llama_cpp import EngineSpec
     from ..engines.worker import ModelWorker
 
     spec = EngineSpec(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=n_threads,
                       lora_path=str(lora_path) if lora_path else None)
+    options = options or [{}] * len(prompts)
     with ModelWorker(spec, label=f"parity-{Path(gguf_path).stem}", log_dir=log_dir) as worker:
         return [worker.generate(GenerationRequest(messages=_messages(p), temperature=0.0,
-                                                  max_tokens=max_new_tokens, seed=0))
-                for p in prompts]
+                                                  max_tokens=max_new_tokens, seed=0), option)
+                for p, option in zip(prompts, options)]
 
 
 def check_hf_vs_gguf(model, tokenizer, gguf_path: str | Path, prompts: list | None = None, *,
@@ -239,18 +268,24 @@ def check_gguf_parity(reference_gguf: str | Path, candidate_gguf: str | Path,
     prompts = prompts or DEFAULT_PROMPTS
     tokenizer = tokenizer or load_tokenizer(reference_gguf)
     ref = llama_greedy(reference_gguf, prompts, max_new_tokens=max_new_tokens,
-                       lora_path=reference_lora, n_threads=n_threads)
-    cand = llama_greedy(candidate_gguf, prompts, max_new_tokens=max_new_tokens,
-                        lora_path=candidate_lora, n_threads=n_threads)
+                       lora_path=reference_lora, n_threads=n_threads,
+                       options=[{"return_tokens": True}] * len(prompts))
+    forcing = [{"force_tokens": r.extra.get("tokens", [])} for r in ref]
+    both = llama_greedy(candidate_gguf, prompts * 2, max_new_tokens=max_new_tokens,
+                        lora_path=candidate_lora, n_threads=n_threads,
+                        options=[{}] * len(prompts) + forcing)
+    cand, forced = both[:len(prompts)], both[len(prompts):]
     names = [str(reference_gguf) + (f" + {reference_lora}" if reference_lora else ""),
              str(candidate_gguf) + (f" + {candidate_lora}" if candidate_lora else "")]
     result = ParityResult("gguf_vs_gguf", *names, threshold=threshold,
                           details={"max_new_tokens": max_new_tokens})
-    for prompt, r, c in zip(prompts, ref, cand):
+    for prompt, r, c, f in zip(prompts, ref, cand, forced):
         result.prompts.append(compare(_label(prompt), r.text, c.text, tokenizer,
                                       reference_prompt_tokens=r.prompt_tokens,
                                       candidate_prompt_tokens=c.prompt_tokens,
-                                      error=r.error or c.error))
+                                      forced_matches=f.extra.get("forced_matches"),
+                                      forced_total=len(r.extra.get("tokens", [])),
+                                      error=r.error or c.error or f.error))
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -325,7 +360,7 @@ def store_result(store, result: ParityResult, *, model_id: str | None = None) ->
            "passed": int(result.passed),
            "details": dumps({k: payload[k]
                              for k in ("prompts", "details", "threshold", "advisory", "verdict",
-                                       "seconds", "errors")}),
+                                       "seconds", "errors", "agreement", "forced_agreement")}),
            "created_at": utcnow()}
     with store.db.conn:
         cursor = store.db.execute(
@@ -346,4 +381,6 @@ def stored_results(store, model_id: str | None = None) -> list[dict]:
         row["threshold"] = details.get("threshold")
         row["advisory"] = bool(details.get("advisory"))
         row["verdict"] = details.get("verdict") or ("passed" if row["passed"] else "failed")
+        row["forced_agreement"] = details.get("forced_agreement")
+        row["agreement"] = details.get("agreement", row["token_agreement"])
     return rows

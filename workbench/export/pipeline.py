@@ -93,6 +93,7 @@ def export_finetune(base: str | Path, adapter_dir: str | Path, out_dir: str | Pa
         out["parity"] = [{"model": model_id, "kind": r.kind, "passed": r.passed,
                           "verdict": r.verdict, "threshold": r.threshold, "advisory": r.advisory,
                           "normal": r.details.get("normal"),
+                          "agreement": r.agreement, "forced_agreement": r.forced_agreement,
                           "token_agreement": r.token_agreement, "exact_matches": r.exact_matches,
                           "n_prompts": r.n_prompts, "chat_template_ok": r.chat_template_ok}
                          for model_id, r in results]
