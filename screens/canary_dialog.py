@@ -53,6 +53,9 @@ class CanaryDialog(ModalScreen[None]):
         table.add_columns(*CHECK_COLUMNS)
         for row in check_rows(self.plan):
             table.add_row(*(str(v) for v in row))
+        # a short terminal scrolls the dialog: start at the summary, not at the focused table
+        body = self.query_one(".canary-body")
+        self.call_after_refresh(body.scroll_home, animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

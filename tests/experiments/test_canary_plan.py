@@ -12,6 +12,7 @@ import pytest
 
 from workbench.experiments.canary import (CanarySchedule, plan_canary, stored_events,
                                           sync_events)
+from workbench.experiments.canary_text import check_rows, summary_lines
 from workbench.store import ModelRecord, Store
 
 
@@ -121,6 +122,10 @@ def test_error_rate_breach_rolls_back_and_b_gets_nothing_after(ws):
     crit = rollback.evidence["criteria"]["error_rate"]
     assert crit["value"] > 0 and crit["a_value"] == 0.0 and crit["breached"]
     assert rollback.evidence["stage_pct"] == 50.0 and rollback.stage_pct == 0.0
+    # the check that breached is counted once, not again as the rollback
+    assert plan.checks[-1].request_no == rollback.request_no and not plan.checks[-1].healthy
+    assert f"{len(plan.checks)} health check(s)" in "\n".join(summary_lines(plan))
+    assert len(plan.checks) == len(check_rows(plan))
     arms = _arm_of(ws.store, exp.id)
     after = [k for k in arms if int(k[1:]) >= rollback.request_no]
     assert after and all(arms[k] == {"A"} for k in after)

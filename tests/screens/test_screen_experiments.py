@@ -249,24 +249,36 @@ async def test_a_live_update_repaints_its_row_and_the_selected_answers(tmp_path,
         assert "100% running · 6/6 runs" in text
 
 
-async def test_k_shows_a_staged_canary_rollout_with_its_rollback(tmp_path, make_app):
+def staged_canary(root, *, blocks: int | None, b_latency_ms: float = 90.0, **schedule) -> None:
+    """A 6-item staged canary (two tiny variants) with its first ``blocks`` blocks of runs
+    stored as the replay would route them (None: the whole rollout)."""
     from workbench.experiments.canary import CanarySchedule, plan_canary
     from workbench.workspace import open_workspace
 
-    root = tmp_path / "ws"
-    variants = prepare(root, 40)
+    variants = prepare(root, 6)
     opened = open_workspace(root)
     store = opened.store
-    ds = store.list_datasets()[0]["id"]
-    exp = store.create_experiment("staged", ds, {"A": variants["tiny-a"], "B": variants["tiny-b"]},
-                                  mode="canary", canary_schedule=CanarySchedule(
-                                      stages=(50.0, 100.0), check_every=10, min_b=5).to_dict())
-    while (block := plan_canary(store, store.get_experiment(exp.id)).next_block):
-        for item, arm in block:  # B is slow: 900 ms > the 500 ms limit
-            store.record_run({"experiment_id": exp.id, "item_id": item.id,
-                              "variant_id": variants["tiny-a" if arm == "A" else "tiny-b"],
-                              "arm": arm, "output": "SEV-2", "latency_ms": 900.0 if arm == "B" else 90.0})
-    opened.close()
+    try:
+        ds = store.list_datasets()[0]["id"]
+        exp = store.create_experiment(
+            "staged", ds, {"A": variants["tiny-a"], "B": variants["tiny-b"]}, mode="canary",
+            canary_schedule=CanarySchedule(stages=(50.0, 100.0), **schedule).to_dict())
+        served = 0
+        while (blocks is None or served < blocks) and (
+                block := plan_canary(store, store.get_experiment(exp.id)).next_block):
+            for item, arm in block:
+                store.record_run({"experiment_id": exp.id, "item_id": item.id, "arm": arm,
+                                  "variant_id": variants["tiny-a" if arm == "A" else "tiny-b"],
+                                  "output": "SEV-2",
+                                  "latency_ms": b_latency_ms if arm == "B" else 90.0})
+            served += 1
+    finally:
+        opened.close()
+
+
+async def test_k_shows_a_staged_canary_rollout_with_its_rollback(tmp_path, make_app):
+    root = tmp_path / "ws"  # B is slow: 900 ms > the 500 ms limit
+    staged_canary(root, blocks=None, b_latency_ms=900.0, check_every=2, min_b=1)
     app = make_app(root)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -283,3 +295,12 @@ async def test_k_shows_a_staged_canary_rollout_with_its_rollback(tmp_path, make_
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, CanaryDialog)
+
+
+async def test_a_staged_canary_half_way_counts_one_run_per_item(tmp_path, make_app):
+    root = tmp_path / "ws"
+    staged_canary(root, blocks=1, check_every=2, min_b=1)  # only the first block has run
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "2/6 runs · 4 run(s) to go" in screen_text(app)  # not 2/4: the whole rollout

@@ -124,7 +124,8 @@ class CanaryPlan:
 
     @property
     def checks(self) -> list[CanaryEvent]:
-        return [e for e in self.events if e.kind in ("check", "rollback")]
+        """The health checks (a rollback is the event after the check that breached)."""
+        return [e for e in self.events if e.kind == "check"]
 
     @property
     def rollback(self) -> CanaryEvent | None:
