@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from rich.console import Group
-from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -13,8 +11,9 @@ from textual.widgets import Footer, Header
 from .widgets.safe import DataTable, Static, Text
 
 from .base import WorkbenchScreen
-from .dialogs import Field, FormDialog, MessageDialog
-from .format import describe_error, shorten, timestamp
+from .dialogs import Field
+from .format import shorten, timestamp
+from .jsonl_import import ask_and_import, import_failed
 
 PREVIEW_LIMIT = 200
 
@@ -26,23 +25,6 @@ def reference_text(reference: dict | None) -> Text:
         text.append(f"{key}: ", style="bold")
         text.append(f"{value}\n")
     return text if reference else Text("no reference", style="dim")
-
-
-def import_report_body(report) -> Group:
-    """The bad-line report of an import (``workbench.datasets.ImportReport``) as a renderable."""
-    parts: list = [Text(report.summary() + ".", style="bold")]
-    for title, problems, style in (("Bad lines (skipped)", report.errors, "red"),
-                                   ("Warnings (imported)", report.warnings, "yellow")):
-        if not problems:
-            continue
-        table = Table(title=title, title_justify="left", title_style=f"bold {style}", box=None,
-                      expand=True)
-        table.add_column("line", justify="right", style=style, no_wrap=True)
-        table.add_column("reason")
-        for problem in problems:
-            table.add_row(str(problem.line_no), problem.reason)
-        parts += [Text(""), table]
-    return Group(*parts)
 
 
 class DatasetsScreen(WorkbenchScreen):
@@ -159,34 +141,16 @@ reference answer.
 
     # -- import ------------------------------------------------------------------------------
     def action_import(self) -> None:
+        def run(store, path, name):
+            from workbench.datasets import import_dataset
+
+            return import_dataset(store, path, name=name)
+
         fields = [Field("path", "Path to a JSONL file", placeholder="~/incidents/2025-q3.jsonl"),
                   Field("name", "Dataset name (blank: the file name)")]
-        self.app.push_screen(
-            FormDialog("Import a dataset", fields, ok="Import",
-                       validate=lambda v: None if v["path"] else "Enter a path."),
-            self.import_file)
-
-    def import_file(self, values: dict | None) -> None:
-        if not values:
-            return
-        from workbench.datasets import import_dataset
-
-        path = Path(values["path"]).expanduser()
-        self.in_background(lambda store: import_dataset(store, path, name=values["name"] or None),
-                           self.imported, name=f"importing {path.name}", group="import")
-
-    def imported(self, report) -> None:
-        self.action_reload(select=report.dataset_id)
-        if report.errors or report.warnings:
-            self.app.push_screen(MessageDialog(f"Import report: {report.name}",
-                                               import_report_body(report),
-                                               error=bool(report.errors)))
-        else:
-            self.notify(report.summary() + ".", title="Datasets")
+        ask_and_import(self, "Import a dataset", fields, run,
+                       lambda report: self.action_reload(select=report.dataset_id))
 
     def worker_failed(self, worker, error) -> None:
-        if worker.group == "import":
-            self.app.push_screen(MessageDialog(worker.name.capitalize() + " failed",
-                                               describe_error(error), error=True))
-            return
-        super().worker_failed(worker, error)
+        if not import_failed(self, worker, error):
+            super().worker_failed(worker, error)

@@ -8,7 +8,6 @@ formats. ``clock`` is the screen's notion of now (tests replace it to control th
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 from textual.app import ComposeResult
@@ -17,8 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header
 
 from .base import WorkbenchScreen
-from .dialogs import ConfirmDialog, Field, FormDialog, MessageDialog
-from .format import describe_error, shorten, timestamp
+from .dialogs import ConfirmDialog, Field, FormDialog
+from .format import shorten, timestamp
+from .jsonl_import import ask_and_import, import_failed
 from .monitor_view import MonitorData, load_monitor, metric_rows, severity_text
 from .widgets.safe import DataTable, Select, Static, Text
 
@@ -328,35 +328,16 @@ warning alerts left unacknowledged since its last start.
 
     # -- import --------------------------------------------------------------------------------
     def action_import_log(self) -> None:
+        def run(store, path, name):
+            from workbench.monitoring.logs import import_logs
+
+            return import_logs(store, path, name=name)
+
         fields = [Field("path", "Path to a request-log JSONL", placeholder="~/logs/prod.jsonl"),
                   Field("name", "Name (blank: the file name)")]
-        self.app.push_screen(FormDialog("Import a request log", fields, ok="Import",
-                                        validate=lambda v: None if v["path"] else "Enter a path."),
-                             self.import_log)
-
-    def import_log(self, values: dict | None) -> None:
-        if not values:
-            return
-        from workbench.monitoring.logs import import_logs
-
-        path = Path(values["path"]).expanduser()
-        self.in_background(lambda store: import_logs(store, path, name=values["name"] or None),
-                           self.imported, name=f"importing {path.name}", group="import")
-
-    def imported(self, report) -> None:
-        from .datasets import import_report_body
-
-        self.action_reload(target=f"logs:{report.name}")
-        if report.errors or report.warnings:
-            self.app.push_screen(MessageDialog(f"Import report: {report.name}",
-                                               import_report_body(report),
-                                               error=bool(report.errors)))
-        else:
-            self.notify(report.summary() + ".", title="Monitor")
+        ask_and_import(self, "Import a request log", fields, run,
+                       lambda report: self.action_reload(target=f"logs:{report.name}"))
 
     def worker_failed(self, worker, error) -> None:
-        if worker.group == "import":
-            self.app.push_screen(MessageDialog(worker.name.capitalize() + " failed",
-                                               describe_error(error), error=True))
-            return
-        super().worker_failed(worker, error)
+        if not import_failed(self, worker, error):
+            super().worker_failed(worker, error)

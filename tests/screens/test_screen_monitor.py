@@ -99,6 +99,30 @@ async def test_shows_the_window_figures_of_an_imported_log(log_workspace, make_a
         assert rows["avg latency"][3] == f"{newer.mean() - older.mean():+,.0f} ms worse"
 
 
+async def test_i_imports_a_log_reports_its_bad_line_and_monitors_it(workspace, tmp_path,
+                                                                     make_app):
+    from screens.dialogs import MessageDialog
+
+    path = tmp_path / "edge.jsonl"
+    lines = [json.dumps(r) for r in log_records(4)]
+    write_jsonl(path, lines[:2] + ["{not json"] + lines[2:])
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_monitor(pilot)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, FormDialog), what="the import form")
+        app.screen.query_one("#field-path", Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog), what="the report")
+        report = screen_text(app)
+        assert "Import report: edge" in report and "Bad lines (skipped)" in report
+        assert "3 " in report.split("Bad lines (skipped)")[1]  # the bad line's number
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen.query_one("#monitor-target", Select).value == "logs:edge"
+        assert metric_table(app)["requests"][1] == "4"  # the good lines were kept
+
+
 async def test_check_notifies_once_then_throttles_and_acknowledges(log_workspace, make_app):
     from workbench.monitoring.alerts import list_alerts, unacknowledged_alerts
     from workbench.store import Store
