@@ -11,15 +11,9 @@ from support import write_jsonl
 from workbench.cli import main
 from workbench.monitoring.concept_drift import (ArmOutcomes, compare, find_baseline,
                                                 record_concept_check, run_outcomes)
-from workbench.store import ModelRecord, Store
+from workbench.store import ModelRecord
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "workbench.db") as s:
-        yield s
 
 
 def outcomes(pattern: str) -> dict[str, int]:

@@ -10,13 +10,7 @@ from workbench.experiments.outcomes import item_outcomes
 from workbench.experiments.scoring import score_output
 from workbench.monitoring.logs import import_logs, log_datasets
 from workbench.timestamps import parse_timestamp
-from workbench.store import ModelRecord, Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "workbench.db") as s:
-        yield s
+from workbench.store import ModelRecord
 
 
 FLAT = {"request_id": "req-1", "timestamp": "2026-11-30T14:02:11Z", "input": "p99 up 20x",

@@ -16,12 +16,6 @@ from workbench.store import NotFound, Store
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "workbench.db") as s:
-        yield s
-
-
 def log_lines(n, *, start=0, latency=lambda i: 100.0, feedback=lambda i: 1, unsafe=lambda i: False,
               error=lambda i: False, model="prod-model"):
     return [{"request_id": f"r{start + i}", "timestamp": (T0 + timedelta(seconds=start + i)).isoformat(),

@@ -18,7 +18,7 @@ from ..monitoring.drift_schedule import (check_history, due_schedules, list_sche
                                          parse_every, parse_now, remove_schedule, save_schedule)
 from ..monitoring.monitor import iso
 from ..monitoring.retraining import retraining_decision
-from ..store import NotFound, Store, Variant, utcnow
+from ..store import NotFound, Variant, utcnow
 from ..workspace import OpenedWorkspace
 from . import fail, one_line, validators as check
 from .output import ProgressBar, cell, print_fields, print_json, print_table

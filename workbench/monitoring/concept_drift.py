@@ -28,6 +28,7 @@ from datetime import datetime
 from ..stats.proportions import paired_proportions
 from ..store import Store
 from .alerts import Alert, raise_alert
+from .drift_schedule import insert_check
 from .monitor import iso
 
 KIND = "concept"
@@ -228,12 +229,11 @@ def record_concept_check(store: Store, *, target: str, reference: str, current: 
                "comparison": asdict(comparison) if comparison else None,
                "outcomes": current.outcomes, "notes": notes}
     stamp = iso(now)
-    with store.db.atomic():
-        check_id = store.db["drift_checks"].insert({
-            "experiment_id": current.experiment_id, "kind": KIND, "target": target,
-            "reference": reference, "statistic": comparison.drop_points if comparison else 0.0,
-            "p_value": comparison.p_value if comparison else None, "threshold": threshold,
-            "drifted": int(drifted), "details": json.dumps(details), "created_at": stamp}).last_pk
+    check_id = insert_check(store, KIND, target=target, reference=reference,
+                            statistic=comparison.drop_points if comparison else 0.0,
+                            p_value=comparison.p_value if comparison else None,
+                            threshold=threshold, drifted=drifted, details=details,
+                            created_at=stamp, experiment_id=current.experiment_id)
     check = ConceptCheck(check_id, target, reference, stamp, threshold, alpha, current.summary(),
                          base_summary, role, asdict(comparison) if comparison else None, drifted,
                          notes=notes)

@@ -30,7 +30,6 @@ permutation test is for. ``centre="none"`` keeps the raw vectors.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from scipy.stats import chi2_contingency
 
 from ..store import Item, Store
 from .alerts import Alert, raise_alert
+from .drift_schedule import insert_check
 from .monitor import iso
 
 KIND = "data"
@@ -213,12 +213,10 @@ def record_data_check(store: Store, result: DataDriftResult, *, target: str, ref
     """Store a data check in ``drift_checks`` (kind ``data``); a drifted one raises a warning."""
     stamp = iso(now)
     details = {**(details or {}), **result.to_dict()}
-    with store.db.atomic():
-        check_id = store.db["drift_checks"].insert({
-            "kind": KIND, "target": target, "reference": reference,
-            "statistic": result.distance, "p_value": result.p_value,
-            "threshold": result.threshold, "drifted": int(result.drifted),
-            "details": json.dumps(details), "created_at": stamp}).last_pk
+    check_id = insert_check(store, KIND, target=target, reference=reference,
+                            statistic=result.distance, p_value=result.p_value,
+                            threshold=result.threshold, drifted=result.drifted, details=details,
+                            created_at=stamp)
     check = DataCheck(check_id, target, reference, stamp, result, details)
     if result.drifted:
         mix = result.categories

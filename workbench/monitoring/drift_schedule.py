@@ -110,6 +110,18 @@ def parse_now(text: str | None) -> datetime | None:
     return datetime.fromisoformat(parse_timestamp(value))
 
 
+def insert_check(store: Store, kind: str, *, target: str, reference: str, statistic: float,
+                 p_value: float | None, threshold: float, drifted: bool, details: dict,
+                 created_at: str, experiment_id: int | None = None) -> int:
+    """Store one drift check in ``drift_checks``; returns its id."""
+    with store.db.atomic():
+        return store.db["drift_checks"].insert({
+            "experiment_id": experiment_id, "kind": kind, "target": target,
+            "reference": reference, "statistic": statistic, "p_value": p_value,
+            "threshold": threshold, "drifted": int(drifted), "details": json.dumps(details),
+            "created_at": created_at}).last_pk
+
+
 def check_history(store: Store, *, kind: str | None = None, target: str | None = None,
                   limit: int | None = None) -> list[dict]:
     """Stored drift checks, newest first, without their per-item details."""

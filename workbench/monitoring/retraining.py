@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from ..store import Store
-from .monitor import DEFAULT_WINDOW, Target, monitor, resolve_target
+from .monitor import DEFAULT_WINDOW, Target, iso, monitor, resolve_target
 
 CONCEPT_DROP_POINTS = 15.0
 THUMBS_UP_MIN = 0.60
@@ -82,11 +82,7 @@ def _checks(store: Store, kind: str, keys: list[str], now: datetime) -> list[dic
     return store.rows(
         f"SELECT id, statistic, p_value, threshold, drifted, created_at FROM drift_checks "
         f"WHERE kind = ? AND target IN ({marks}) AND created_at <= ? "
-        "ORDER BY created_at, id", [kind, *keys, _iso(now)])
-
-
-def _iso(now: datetime) -> str:
-    return now.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        "ORDER BY created_at, id", [kind, *keys, iso(now)])
 
 
 def concept_criterion(store: Store, keys: list[str], now: datetime,
@@ -191,4 +187,4 @@ def retraining_decision(store: Store, ref: str, *, now: datetime | None = None,
         data_criterion(store, keys, now),
         age_criterion(store, target, now),
     ]
-    return RetrainingDecision(target.key, _iso(now), criteria)
+    return RetrainingDecision(target.key, iso(now), criteria)
