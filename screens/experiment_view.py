@@ -43,7 +43,7 @@ class ScreenData:
 
 def load_view(store, exp_id: int) -> ExperimentView:
     """The experiment, its items with their stored runs, and the arms still to run for each."""
-    from workbench.experiments.replay import pending_tasks, replay_size, staged
+    from workbench.experiments.replay import pending_and_planned
 
     exp = store.get_experiment(exp_id)
     variants = {arm: store.get_variant(vid) for arm, vid in exp.arms.items()}
@@ -55,10 +55,10 @@ def load_view(store, exp_id: int) -> ExperimentView:
             rows[run["item_id"]].runs[run["arm"]] = run
             rows[run["item_id"]].arms.add(run["arm"])
         stored += 1
-    pending = pending_tasks(store, exp, light=True)  # the items above are already loaded
+    # light: the items above are already loaded; a staged canary's pending work is its next block,
+    # its planned size one request per item left after it
+    pending, planned = pending_and_planned(store, exp, stored, light=True)
     for task in pending:
         rows[task.item.id].arms.add(task.arm)
-    # a staged canary plans one block at a time: its size counts one request per item left
-    planned = replay_size(store, exp)[1] if staged(exp) else stored + len(pending)
     return ExperimentView(exp, store.get_dataset(exp.dataset_id)["name"], variants, rows, stored,
                           planned)

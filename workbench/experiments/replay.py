@@ -85,8 +85,7 @@ def pending_tasks(store: Store, exp: Experiment, *, light: bool = False) -> list
     staged canary's pending work is its next block only (later blocks depend on its health).
     """
     if staged(exp):
-        return [Task(item, arm, fallback=arm == "A" and _b_failed(store, exp, item))
-                for item, arm in plan_canary(store, exp).next_block]
+        return _staged_tasks(store, exp, plan_canary(store, exp))
     items = store.items(exp.dataset_id, limit=exp.item_limit, light=light)
     by_pair = {(item_id, arm): error for item_id, arm, error in store.db.execute(
         "SELECT item_id, arm, error IS NOT NULL FROM runs WHERE experiment_id = ?", [exp.id])}
@@ -100,6 +99,22 @@ def pending_tasks(store: Store, exp: Experiment, *, light: bool = False) -> list
             elif exp.mode != "shadow" and arm == "B" and failed and (item.id, "A") not in by_pair:
                 tasks.append(Task(item, "A", fallback=True))
     return tasks
+
+
+def pending_and_planned(store: Store, exp: Experiment, stored: int, *,
+                        light: bool = False) -> tuple[list[Task], int]:
+    """``pending_tasks`` and the replay's planned size with ``stored`` runs done (for a staged
+    canary: one request per item after the next block), from one canary plan."""
+    if staged(exp):
+        plan = plan_canary(store, exp)
+        return _staged_tasks(store, exp, plan), _staged_total(plan, stored)
+    tasks = pending_tasks(store, exp, light=light)
+    return tasks, stored + len(tasks)
+
+
+def _staged_tasks(store: Store, exp: Experiment, plan) -> list[Task]:
+    return [Task(item, arm, fallback=arm == "A" and _b_failed(store, exp, item))
+            for item, arm in plan.next_block]
 
 
 def _b_failed(store: Store, exp: Experiment, item: Item) -> bool:
@@ -118,13 +133,11 @@ def replay_size(store: Store, exp: Experiment) -> tuple[int, int]:
     """(runs stored, runs planned) for an experiment, fallbacks counted in both (a staged
     canary's later fallbacks cannot be known ahead: one request per item is planned)."""
     stored = store.run_count(exp.id)
-    if staged(exp):
-        return stored, _staged_total(plan_canary(store, exp), stored)
     if exp.mode == "shadow":  # every item to every arm: no per-item assignment to work out
         n_items = store.db.execute("SELECT count(*) FROM items WHERE dataset_id = ?",
                                    [exp.dataset_id]).fetchone()[0]
         return stored, min(n_items, exp.item_limit or n_items) * len(exp.arms)
-    return stored, stored + len(pending_tasks(store, exp, light=True))
+    return stored, pending_and_planned(store, exp, stored, light=True)[1]
 
 
 def engine_label(backend: Backend) -> str:
