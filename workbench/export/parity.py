@@ -100,20 +100,13 @@ class ParityResult:
     @property
     def token_agreement(self) -> float | None:
         """Token-weighted common-prefix agreement over the prompts that ran (None if none did)."""
-        ran = [p for p in self.prompts if p.error is None]
-        if not ran:
-            return None
-        total = sum(p.length for p in ran)
-        return 1.0 if total == 0 else sum(p.common_prefix for p in ran) / total
+        return _pooled([(p.common_prefix, p.length) for p in self.prompts if p.error is None])
 
     @property
     def forced_agreement(self) -> float | None:
         """Teacher-forced top-1 agreement over the prompts that ran (None if not measured)."""
-        ran = [p for p in self.prompts if p.error is None and p.forced_total is not None]
-        if not ran:
-            return None
-        total = sum(p.forced_total for p in ran)
-        return 1.0 if total == 0 else sum(p.forced_matches for p in ran) / total
+        return _pooled([(p.forced_matches, p.forced_total) for p in self.prompts
+                        if p.error is None and p.forced_total is not None])
 
     @property
     def agreement(self) -> float | None:
@@ -154,6 +147,14 @@ class ParityResult:
                    errors=self.errors, exact_matches=self.exact_matches, passed=self.passed,
                    verdict=self.verdict)
         return out
+
+
+def _pooled(counts: list[tuple[int, int]]) -> float | None:
+    """Agreeing tokens over all tokens of (agreeing, total) pairs; None for no pairs."""
+    if not counts:
+        return None
+    total = sum(t for _, t in counts)
+    return 1.0 if total == 0 else sum(a for a, _ in counts) / total
 
 
 def compare(prompt: str, ref_text: str, cand_text: str, tokenizer, **extra) -> PromptParity:
