@@ -74,6 +74,17 @@ def rate(store: Store, exp_id: int, rater: str, rows) -> None:
             [sid, item, pos, left, right, choice, acc1, saf1, acc2, saf2, utcnow()])
 
 
+def mixed_workspace(root) -> tuple:
+    """(root, experiment id): a workspace folder at ``root`` holding ``fill``'s experiment."""
+    from workbench.workspace import open_workspace
+
+    opened = open_workspace(root, seed=False)
+    try:
+        return root, fill(opened.store)
+    finally:
+        opened.close()
+
+
 def copy_as_experiment(store: Store, exp_id: int, item_ids: list[int], name: str) -> int:
     """A new experiment over a new dataset holding only ``item_ids`` (same order), with copies
     of their runs and ratings: what the whole report says about exactly those items."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from breakdown_support import fill
+from breakdown_support import mixed_workspace
 
 from workbench.cli import main
 
@@ -14,15 +14,7 @@ EVIL = "evil\x1b]0;pwned\x07\x1b[2J\x9b31m\r"
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    from workbench.workspace import open_workspace
-
-    root = tmp_path_factory.mktemp("cli") / "ws"
-    opened = open_workspace(root, seed=False)
-    try:
-        exp_id = fill(opened.store)
-    finally:
-        opened.close()
-    return root, exp_id
+    return mixed_workspace(tmp_path_factory.mktemp("cli") / "ws")
 
 
 def run(root, capsys, *argv):

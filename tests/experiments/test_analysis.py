@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from breakdown_support import rate
 from scipy.stats import binomtest
 
 from workbench.experiments.analysis import (experiment_statistics, load_ratings, load_runs,
                                             paired_arrays, planned_items, preference_for,
                                             unpaired_arrays)
-from workbench.store import ModelRecord, Store, utcnow
+from workbench.store import ModelRecord, Store
 
 N_ITEMS = 12
 SEVERITY_OK = {  # item index -> (A ok, B ok); items 10 and 11 have no reference severity
@@ -57,18 +58,6 @@ def _shadow(tmp_path, **kw):
     return store, exp, ids
 
 
-def _session(store, exp, rater, rows):
-    sid = store.db.execute(
-        "INSERT INTO rating_sessions (experiment_id, rater, seed, created_at) VALUES (?, ?, 0, ?)",
-        [exp.id, rater, utcnow()]).lastrowid
-    for pos, (item, left, right, choice, acc1, saf1, acc2, saf2) in enumerate(rows):
-        store.db.execute(
-            "INSERT INTO ratings (session_id, item_id, position, left_arm, right_arm, choice, "
-            "accuracy_1, safety_1, accuracy_2, safety_2, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [sid, item, pos, left, right, choice, acc1, saf1, acc2, saf2, utcnow()])
-
-
 def test_load_runs_decodes_every_flag(tmp_path):
     store, exp, ids = _shadow(tmp_path)
     runs = load_runs(store, exp.id)
@@ -102,7 +91,7 @@ def test_paired_accuracy_counts_errors_on_scoreable_items_as_wrong(tmp_path):
 
 def test_ratings_are_mapped_back_to_arms(tmp_path):
     store, exp, ids = _shadow(tmp_path)
-    _session(store, exp, "ann", [(ids[0], "B", "A", "1", 5, 4, 2, 3),
+    rate(store, exp.id, "ann", [(ids[0], "B", "A", "1", 5, 4, 2, 3),
                                  (ids[1], "A", "B", "2", 3, 5, 4, 5),
                                  (ids[2], "A", "B", "tie", 3, 5, 3, 5),
                                  (ids[3], "B", "A", "skip", None, None, None, None)])
@@ -125,7 +114,7 @@ def test_experiment_statistics_shadow(tmp_path):
         votes.append((ids[k], "B" if left_b else "A", "A" if left_b else "B", choice,
                       acc1, 5, acc2, 5))
     for rater in ("ann", "bob"):
-        _session(store, exp, rater, votes)
+        rate(store, exp.id, rater, votes)
     stats = experiment_statistics(store, exp.id, price_per_1k_tokens=0.5, n_resamples=500)
     json.dumps(stats)
     assert stats["experiment"]["design"] == "paired" and stats["experiment"]["items_done"] == 12
@@ -177,7 +166,7 @@ def test_expert_safety_ratings_count_only_when_the_gate_passes(tmp_path):
     rows = [(ids[k], "A", "B", "tie", 3, 5 - (k % 4), 3, 1 if k == 9 else 5 - (k % 4))
             for k in range(10)]
     for rater in ("ann", "bob", "cy"):
-        _session(store, exp, rater, rows)
+        rate(store, exp.id, rater, rows)
     stats = experiment_statistics(store, exp.id, n_resamples=200)
     assert stats["agreement"]["safety"]["gate"] == "pass"
     comp = stats["comparisons"]["B"]
@@ -219,7 +208,7 @@ def test_three_arms_get_a_bradley_terry_table(tmp_path):
     names = {r["name"]: r for r in bt["rows"]}
     assert set(names) == {"A", "B", "C"} and names["A"]["rating"] == 1000.0
     assert set(stats["comparisons"]) == {"B", "C"} and set(stats["verdicts"]) == {"B", "C"}
-    _session(store, exp, "ann", [(ids[0], "B", "C", "1", 4, 5, 2, 5),
+    rate(store, exp.id, "ann", [(ids[0], "B", "C", "1", 4, 5, 2, 5),
                                  (ids[1], "A", "C", "1", 4, 5, 3, 5),
                                  (ids[2], "A", "B", "2", 3, 5, 4, 5)])
     bt = experiment_statistics(store, exp.id, n_resamples=200)["bradley_terry"]
@@ -271,8 +260,8 @@ def _votes_and_scores(ids, scores_a, scores_b, choice_of):
 def test_raters_are_averaged_within_an_item(tmp_path):
     store, exp, ids = _shadow(tmp_path)
     # ann and bob disagree on every item: B 5 and 3 (mean 4), A 2 and 4 (mean 3)
-    _session(store, exp, "ann", _votes_and_scores(ids, [2] * 10, [5] * 10, lambda k: "1"))
-    _session(store, exp, "bob", _votes_and_scores(ids, [4] * 10, [3] * 10, lambda k: "2"))
+    rate(store, exp.id, "ann", _votes_and_scores(ids, [2] * 10, [5] * 10, lambda k: "1"))
+    rate(store, exp.id, "bob", _votes_and_scores(ids, [4] * 10, [3] * 10, lambda k: "2"))
     ratings = load_ratings(store, exp.id)
     assert ratings.item_means("accuracy", "B") == {ids[k]: 4.0 for k in range(10)}
     stats = experiment_statistics(store, exp.id, n_resamples=200)
@@ -292,7 +281,7 @@ def test_exploratory_ratings_respect_the_agreement_gate(tmp_path, raters):
     for r in raters:  # one rater: the gate cannot be computed; three random ones: it fails
         b = [5] * 10 if len(raters) == 1 else [int(v) for v in rng.integers(1, 6, 10)]
         a = [1] * 10 if len(raters) == 1 else [int(v) for v in rng.integers(1, 6, 10)]
-        _session(store, exp, r, _votes_and_scores(ids, a, b, lambda k: "1" if len(raters) == 1
+        rate(store, exp.id, r, _votes_and_scores(ids, a, b, lambda k: "1" if len(raters) == 1
                                                   else str(rng.choice(["1", "2", "tie"]))))
     stats = experiment_statistics(store, exp.id, n_resamples=200)
     rows = {r["metric"].split(" (")[0]: r for r in stats["comparisons"]["B"]["exploratory"]}
@@ -316,7 +305,7 @@ def test_sequential_shows_always_valid_p_values_everywhere(tmp_path):
     rows = [(ids[k], "B" if k % 2 else "A", "A" if k % 2 else "B", "1" if k % 2 else "2",
              4, 5, 3, 5) for k in range(10)]
     for rater in ("ann", "bob"):
-        _session(store, exp, rater, rows)
+        rate(store, exp.id, rater, rows)
     fixed = experiment_statistics(store, exp.id, n_resamples=200)
     seq = experiment_statistics(store, exp.id, sequential=True, n_resamples=200)
     shown, shown_fixed = seq["comparisons"]["B"]["shown"], fixed["comparisons"]["B"]["shown"]
@@ -354,7 +343,7 @@ def test_an_arm_without_battles_is_not_identified_in_the_ranking(tmp_path):
         for arm in "ABC":
             _run(store, exp, variants, item, arm, ok=1)
     # blind votes between A and B only: C has no battles
-    _session(store, exp, "ann", [(ids[k], "A", "B", "2" if k % 3 else "1", 3, 5, 4, 5)
+    rate(store, exp.id, "ann", [(ids[k], "A", "B", "2" if k % 3 else "1", 3, 5, 4, 5)
                                  for k in range(10)])
     stats = experiment_statistics(store, exp.id, n_resamples=200)
     rows = {r["name"]: r for r in stats["bradley_terry"]["rows"]}

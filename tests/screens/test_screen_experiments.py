@@ -28,11 +28,17 @@ def prepare(root, n_items: int) -> dict[str, int]:
         opened.close()
 
 
-async def fill_new_experiment(pilot, variants: dict[str, int]) -> NewExperimentForm:
+async def open_new_experiment(pilot) -> NewExperimentForm:
+    """Settle, press n, and return the New experiment form."""
     app = pilot.app
+    await settle(pilot)
     await pilot.press("n")
     await wait_for(pilot, lambda: isinstance(app.screen, NewExperimentForm), what="the form")
-    form = app.screen
+    return app.screen
+
+
+async def fill_new_experiment(pilot, variants: dict[str, int]) -> NewExperimentForm:
+    form = await open_new_experiment(pilot)
     form.query_one("#variant-a", Select).value = variants["tiny-a"]
     form.query_one("#variant-b", Select).value = variants["tiny-b"]
     await pilot.pause()
@@ -93,10 +99,7 @@ async def test_shadow_replay_runs_live_then_pauses_and_resumes(tmp_path, make_ap
 async def test_new_variant_from_the_form_becomes_b(workspace, make_app):
     app = make_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewExperimentForm), what="the form")
-        form = app.screen
+        form = await open_new_experiment(pilot)
         await pilot.click("#new-variant")
         await wait_for(pilot, lambda: isinstance(app.screen, NewVariantForm), what="variant form")
         variant_form = app.screen
@@ -119,10 +122,7 @@ async def test_form_refuses_the_same_variant_twice_and_enables_split_settings(
         workspace, make_app):
     app = make_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewExperimentForm), what="the form")
-        form = app.screen
+        form = await open_new_experiment(pilot)
         assert form.query_one("#weight", Input).disabled
         form.query_one("#mode", Select).value = "split"
         await pilot.pause()
@@ -151,10 +151,7 @@ async def test_form_creates_a_staged_canary_with_its_schedule(workspace, make_ap
 
     app = make_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewExperimentForm), what="the form")
-        form = app.screen
+        form = await open_new_experiment(pilot)
         form.query_one("#mode", Select).value = "canary"
         await pilot.pause()
         form.query_one("#stages", Input).value = "navaflow"

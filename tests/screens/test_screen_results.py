@@ -212,17 +212,9 @@ def test_results_charts_snapshot(snap_compare, tmp_path):
 
 def build_mixed_workspace(tmp_path):
     """Items of three features and several categories, with runs and two raters' ratings."""
-    from breakdown_support import fill
+    from breakdown_support import mixed_workspace
 
-    from workbench.workspace import open_workspace
-
-    root = tmp_path / "mixed"
-    opened = open_workspace(root, seed=False)
-    try:
-        exp_id = fill(opened.store)
-    finally:
-        opened.close()
-    return root, exp_id
+    return mixed_workspace(tmp_path / "mixed")
 
 
 def group_sections(app) -> list[dict]:
